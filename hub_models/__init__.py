@@ -1,0 +1,12 @@
+"""FER architectures as transformers models. Importing this package registers every one
+with AutoConfig / AutoModel / AutoModelForImageClassification."""
+
+from .registry import ARCHITECTURES, create_config, create_model, register
+from .shared.fer_base import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS, FerConfig, FerPreTrainedModel
+
+# Each architecture registers itself here: one import and one register() call per folder.
+
+__all__ = [
+    "ARCHITECTURES", "CKPLUS_LABELS", "FER2013_LABELS", "FERPLUS_LABELS", "FerConfig",
+    "FerPreTrainedModel", "create_config", "create_model", "register",
+]

@@ -1,0 +1,1 @@
+../shared/fer_layers.py
