@@ -1,6 +1,7 @@
 """FER architectures as transformers models. Importing this package registers every one
 with AutoConfig / AutoModel / AutoModelForImageClassification."""
 
+from . import zoo
 from .registry import ARCHITECTURES, create_config, create_model, register
 from .shared.fer_base import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS, FerConfig, FerPreTrainedModel
 
@@ -8,5 +9,8 @@ from .shared.fer_base import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS, FerC
 
 __all__ = [
     "ARCHITECTURES", "CKPLUS_LABELS", "FER2013_LABELS", "FERPLUS_LABELS", "FerConfig",
-    "FerPreTrainedModel", "create_config", "create_model", "register",
+    "FerPreTrainedModel", "create_config", "create_model", "register", "zoo",
 ]
+
+# Embedded checkpoints resolve by Hub id offline (see hub_models.zoo).
+zoo.install()

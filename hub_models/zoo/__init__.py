@@ -1,0 +1,132 @@
+"""The embedded model zoo: trained checkpoints shipped inside the package as complete Hub folders.
+
+Users write ``AutoModel.from_pretrained("fer-workbench/<name>")`` whether they are online or not.
+Online, the Hub answers; offline, the Hugging Face cache must already hold the repo. So
+``import hub_models`` places every zoo folder into the cache as a snapshot (``refs/main`` +
+``snapshots/<revision>/``, files linked to the package copy), which is how huggingface_hub
+resolves ids with no network. A repo the user downloaded from the real Hub is never touched.
+
+``manifest.json`` pins each entry's revision (a hash of its files, written by :func:`add`), so
+importing never hashes tens of megabytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+ORG = "fer-workbench"
+ZOO_DIR = Path(__file__).resolve().parent
+MANIFEST = ZOO_DIR / "manifest.json"
+EMBEDDED_MARKER = ".fer-workbench-embedded"
+REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+
+
+def _read_manifest(zoo_dir: Path) -> dict[str, dict]:
+    path = zoo_dir / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_ids(zoo_dir: Path = ZOO_DIR) -> list[str]:
+    """Hub ids of the embedded checkpoints, in the manifest's order (the app's defaults)."""
+    return [f"{ORG}/{name}" for name in _read_manifest(zoo_dir)]
+
+
+def folder(model_id: str, zoo_dir: Path = ZOO_DIR) -> Path:
+    """The package folder that holds an embedded checkpoint."""
+    org, _, name = model_id.partition("/")
+    if org != ORG or name not in _read_manifest(zoo_dir):
+        raise ValueError(f"{model_id!r} is not in the embedded zoo; embedded: {', '.join(model_ids(zoo_dir)) or 'none'}")
+    return zoo_dir / name
+
+
+def _revision(files: list[Path]) -> str:
+    digest = hashlib.sha1()
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cast_to_fp16(weights: Path) -> None:
+    tensors = load_file(str(weights))
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(halved, str(weights), metadata={"format": "pt", "stored_dtype": "float16"})
+
+
+def add(checkpoint: Path, name: str, *, fp16: bool = False, zoo_dir: Path = ZOO_DIR) -> str:
+    """Copy a trained Hub folder into the zoo as ``fer-workbench/<name>`` and pin its revision.
+
+    Refuses to replace an existing entry: git history keeps every committed checkpoint, so a
+    checkpoint goes in once, when final. ``fp16`` stores weights in half precision (they load
+    back as float32) to keep the zoo small.
+    """
+    checkpoint = Path(checkpoint)
+    missing = [f for f in REQUIRED_FILES if not (checkpoint / f).is_file()]
+    if missing:
+        raise ValueError(f"{checkpoint} is not a complete Hub folder: missing {', '.join(missing)}")
+    target = zoo_dir / name
+    if target.exists():
+        raise FileExistsError(f"zoo entry {name!r} already exists at {target}; remove it deliberately first")
+    files = [p for p in checkpoint.iterdir() if p.is_file() and (p.suffix in {".json", ".py", ".md", ".safetensors"})]
+    files = [p for p in files if p.name not in {"trainer_state.json", "training_args.json"}]
+    target.mkdir(parents=True)
+    for path in files:
+        shutil.copy2(path, target / path.name)
+    if fp16:
+        _cast_to_fp16(target / "model.safetensors")
+    manifest = _read_manifest(zoo_dir)
+    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16}
+    (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return f"{ORG}/{name}"
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        destination.symlink_to(source)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def install(cache_dir: str | Path | None = None, zoo_dir: Path = ZOO_DIR) -> list[str]:
+    """Make every embedded checkpoint resolvable by id from the Hugging Face cache.
+
+    Returns the ids placed. Never raises: a read-only cache only means the zoo must be loaded
+    by folder (:func:`folder`), which a warning says.
+    """
+    from huggingface_hub import constants
+
+    cache = Path(cache_dir or constants.HF_HUB_CACHE)
+    placed = []
+    for name, entry in _read_manifest(zoo_dir).items():
+        revision = entry["revision"]
+        repo = cache / f"models--{ORG}--{name}"
+        ref = repo / "refs" / "main"
+        snapshot = repo / "snapshots" / revision
+        try:
+            current = ref.read_text().strip() if ref.is_file() else None
+            if current and current != revision and not (repo / "snapshots" / current / EMBEDDED_MARKER).exists():
+                continue  # the user's copy from the real Hub wins
+            if not (snapshot / EMBEDDED_MARKER).exists():
+                snapshot.mkdir(parents=True, exist_ok=True)
+                for path in (zoo_dir / name).iterdir():
+                    destination = snapshot / path.name
+                    if not destination.exists():
+                        _link_or_copy(path, destination)
+                (snapshot / EMBEDDED_MARKER).write_text(revision + "\n")
+            if current != revision:
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                ref.write_text(revision)
+            placed.append(f"{ORG}/{name}")
+        except OSError as error:
+            warnings.warn(f"could not place zoo model {name!r} in the Hugging Face cache {cache}: {error}; "
+                          f"load it with hub_models.zoo.folder('{ORG}/{name}')", stacklevel=2)
+    return placed
+
