@@ -2,12 +2,14 @@
 with AutoConfig / AutoModel / AutoModelForImageClassification."""
 
 from . import zoo
+from .ddamfn import DdamfnConfig, DdamfnForImageClassification
 from .patt_lite import PattLiteConfig, PattLiteForImageClassification
 from .registry import ARCHITECTURES, create_config, create_model, register
 from .shared.fer_base import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS, FerConfig, FerPreTrainedModel
 
 # Each architecture registers itself here: one import and one register() call per folder.
 register("patt_lite", PattLiteConfig, PattLiteForImageClassification)
+register("ddamfn", DdamfnConfig, DdamfnForImageClassification)
 
 __all__ = [
     "ARCHITECTURES", "CKPLUS_LABELS", "FER2013_LABELS", "FERPLUS_LABELS", "FerConfig",
