@@ -6,10 +6,12 @@ from .ddamfn import DdamfnConfig, DdamfnForImageClassification
 from .patt_lite import PattLiteConfig, PattLiteForImageClassification
 from .registry import ARCHITECTURES, create_config, create_model, register
 from .shared.fer_base import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS, FerConfig, FerPreTrainedModel
+from .swin_ema import SwinEmaConfig, SwinEmaForImageClassification
 
 # Each architecture registers itself here: one import and one register() call per folder.
 register("patt_lite", PattLiteConfig, PattLiteForImageClassification)
 register("ddamfn", DdamfnConfig, DdamfnForImageClassification)
+register("swin_ema", SwinEmaConfig, SwinEmaForImageClassification)
 
 __all__ = [
     "ARCHITECTURES", "CKPLUS_LABELS", "FER2013_LABELS", "FERPLUS_LABELS", "FerConfig",
