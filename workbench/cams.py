@@ -1,0 +1,132 @@
+"""CAM methods from pytorch-grad-cam behind one small registry, run through the protocol.
+
+Why a wrapper: pytorch-grad-cam needs a module that returns a logits tensor (a transformers
+`ModelOutput` breaks it), and gradients enabled (no `inference_mode`). The wrapper also keeps
+the native attention tensors of its first forward, and the CAM call's logits are reused as the
+prediction, so one CAM costs exactly one forward (+ backward) and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pytorch_grad_cam import (
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    name: str
+    title: str
+    cam_class: type[BaseCAM]
+    slow: bool = False
+
+
+METHODS: dict[str, CamMethod] = {m.name: m for m in (
+    CamMethod("gradcam", "Grad-CAM", GradCAM),
+    CamMethod("gradcam++", "Grad-CAM++", GradCAMPlusPlus),
+    CamMethod("xgradcam", "XGrad-CAM", XGradCAM),
+    CamMethod("layercam", "LayerCAM", LayerCAM),
+    CamMethod("hirescam", "HiResCAM", HiResCAM),
+    CamMethod("eigencam", "Eigen-CAM", EigenCAM),
+    CamMethod("scorecam", "Score-CAM", ScoreCAM, slow=True),
+    CamMethod("ablationcam", "Ablation-CAM", AblationCAM, slow=True),
+)}
+FAST_METHODS = tuple(name for name, method in METHODS.items() if not method.slow)
+SLOW_METHODS = tuple(name for name, method in METHODS.items() if method.slow)
+SLOW_BATCH_SIZE = 32
+
+
+@dataclass
+class CamRun:
+    """Maps (H×W float32 in [0,1] at the input's size), the logits of the first forward, the
+    native attention tensors of that forward, and per-step timings in ms."""
+
+    maps: dict[str, np.ndarray]
+    logits: torch.Tensor
+    attentions: tuple[torch.Tensor, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def validate(methods: Sequence[str]) -> list[str]:
+    """Normalise method names (case, "GradCAM++" → "gradcam++") and reject unknown ones by name."""
+    if isinstance(methods, str):
+        methods = [methods]
+    names = [name.lower().replace("-", "").replace("_", "") for name in methods]
+    unknown = [original for original, name in zip(methods, names, strict=True) if name not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown CAM method(s) {', '.join(map(repr, unknown))}; known: {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
+
+
+class LogitsOnly(nn.Module):
+    """A FER model seen as `pixel_values → logits`, remembering the first forward's attentions."""
+
+    def __init__(self, model: nn.Module, keep_attentions: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.keep_attentions = keep_attentions
+        self.attentions: tuple[torch.Tensor, ...] = ()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        output = self.model(pixel_values=pixel_values, output_attentions=self.keep_attentions)
+        if self.keep_attentions:
+            self.attentions = tuple(a.detach() for a in (output.attentions or ()))
+            self.keep_attentions = False
+        return output.logits
+
+
+def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
+            want_attentions: bool = True) -> CamRun:
+    """Run each CAM method for class `target` (None = the predicted class) on a 1×3×H×W input."""
+    wrapper = LogitsOnly(model, keep_attentions=want_attentions).eval()
+    timings: dict[str, float] = {}
+    if not methods:
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits = wrapper(pixel_values)
+        timings["forward"] = (time.perf_counter() - start) * 1000.0
+        return CamRun({}, logits.detach(), wrapper.attentions, timings)
+    frozen = not any(p.requires_grad for p in model.parameters())
+    pixel_values = pixel_values.detach().requires_grad_(frozen)
+    targets = None if target is None else [ClassifierOutputTarget(target)]
+    maps: dict[str, np.ndarray] = {}
+    logits = None
+    with torch.enable_grad():
+        for name in methods:
+            start = time.perf_counter()
+            maps[name], outputs = _run_one(METHODS[name], wrapper, model, pixel_values, targets)
+            timings[f"cam_{name}"] = (time.perf_counter() - start) * 1000.0
+            if logits is None:
+                logits = outputs.detach()
+                # Later methods explain the same class even if the first one picked it by argmax.
+                targets = [ClassifierOutputTarget(int(logits[0].argmax()))] if targets is None else targets
+    return CamRun(maps, logits, wrapper.attentions, timings)
+
+
+def _run_one(method: CamMethod, wrapper: LogitsOnly, model: nn.Module, pixel_values: torch.Tensor,
+             targets: list[ClassifierOutputTarget] | None) -> tuple[np.ndarray, torch.Tensor]:
+    reshape = getattr(model, "cam_reshape_transform", None)
+    with method.cam_class(model=wrapper, target_layers=list(model.cam_target_layers()),
+                          reshape_transform=reshape) as cam:
+        if method.slow:
+            cam.batch_size = SLOW_BATCH_SIZE
+        grayscale = cam(input_tensor=pixel_values, targets=targets)
+        outputs = cam.outputs
+    heatmap = np.nan_to_num(np.asarray(grayscale[0], dtype=np.float32), nan=0.0)
+    return np.clip(heatmap, 0.0, 1.0), outputs

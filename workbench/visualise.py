@@ -1,0 +1,99 @@
+"""Pictures of maps: overlays with a colour bar, bar charts for channel gates, face boxes.
+
+Shared by result bundles and the app so that both show the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+COLORMAP = cv2.COLORMAP_JET
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """H×W map in [0,1] → RGB uint8 with the workbench colour map."""
+    scaled = np.uint8(np.clip(heatmap, 0.0, 1.0) * 255)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, COLORMAP), cv2.COLOR_BGR2RGB)
+
+
+def overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, colorbar: bool = True,
+            min_side: int = 224) -> np.ndarray:
+    """Blend a [0,1] map onto an RGB uint8 face and add a labelled colour bar on the right.
+
+    Faces as small as 48×48 are enlarged to `min_side` first so the result stays legible.
+    """
+    face = _as_rgb(face)
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if heatmap.shape != face.shape[:2]:
+        heatmap = cv2.resize(heatmap, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
+    blended = np.uint8(np.clip((1 - alpha) * face + alpha * colorize(heatmap), 0, 255))
+    if min(blended.shape[:2]) < min_side:
+        factor = min_side / min(blended.shape[:2])
+        size = (round(blended.shape[1] * factor), round(blended.shape[0] * factor))
+        blended = cv2.resize(blended, size, interpolation=cv2.INTER_CUBIC)
+    return np.concatenate([blended, colorbar_strip(blended.shape[0])], axis=1) if colorbar else blended
+
+
+def colorbar_strip(height: int, width: int = 44) -> np.ndarray:
+    """A vertical colour bar (1 at the top, 0 at the bottom) with tick labels, white background."""
+    strip = np.full((height, width, 3), 255, np.uint8)
+    margin = max(6, height // 20)
+    ramp = np.linspace(1.0, 0.0, height - 2 * margin, dtype=np.float32)[:, None]
+    strip[margin:height - margin, 4:14] = colorize(np.repeat(ramp, 10, axis=1))
+    scale = max(0.3, height / 700)
+    for value in (1.0, 0.5, 0.0):
+        y = int(margin + (1 - value) * (height - 2 * margin - 1))
+        cv2.putText(strip, f"{value:g}", (16, min(height - 2, y + 4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def bar_chart(values: Sequence[float], title: str = "", names: Sequence[str] | None = None,
+              size: tuple[int, int] = (480, 240)) -> np.ndarray:
+    """A bar chart as an RGB uint8 image (channel gates, region shares)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = np.asarray(values, dtype=np.float32).ravel()
+    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = np.arange(len(values))
+    axes.bar(positions, values, color="#3b7dd8", width=0.9 if names is None else 0.7)
+    if names is not None:
+        axes.set_xticks(positions, list(names), fontsize=8)
+    else:
+        axes.set_xlabel("channel", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    axes.tick_params(labelsize=7)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def draw_faces(image: np.ndarray, boxes: Sequence[Sequence[float]],
+               landmarks: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """The image with numbered face boxes (and landmarks), for choosing a face."""
+    canvas = _as_rgb(image).copy()
+    thickness = max(2, round(max(canvas.shape[:2]) / 400))
+    for index, box in enumerate(boxes):
+        x0, y0, x1, y1 = (round(v) for v in box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 220, 90), thickness)
+        cv2.putText(canvas, str(index), (x0 + 2, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5 * thickness, (0, 220, 90), thickness, cv2.LINE_AA)
+        if landmarks is not None:
+            for x, y in np.asarray(landmarks[index]):
+                cv2.circle(canvas, (round(x), round(y)), thickness + 1, (255, 60, 60), -1)
+    return canvas
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8:
+        image = np.uint8(np.clip(image * (255 if image.max() <= 1.0 else 1), 0, 255))
+    return image
