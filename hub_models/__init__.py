@@ -2,6 +2,7 @@
 with AutoConfig / AutoModel / AutoModelForImageClassification."""
 
 from . import zoo
+from .attention_cnn import AttentionCnnConfig, AttentionCnnForImageClassification
 from .ddamfn import DdamfnConfig, DdamfnForImageClassification
 from .patt_lite import PattLiteConfig, PattLiteForImageClassification
 from .registry import ARCHITECTURES, create_config, create_model, register
@@ -11,6 +12,7 @@ from .swin_ema import SwinEmaConfig, SwinEmaForImageClassification
 # Each architecture registers itself here: one import and one register() call per folder.
 register("patt_lite", PattLiteConfig, PattLiteForImageClassification)
 register("ddamfn", DdamfnConfig, DdamfnForImageClassification)
+register("attention_cnn", AttentionCnnConfig, AttentionCnnForImageClassification)
 register("swin_ema", SwinEmaConfig, SwinEmaForImageClassification)
 
 __all__ = [
