@@ -3,6 +3,7 @@ with AutoConfig / AutoModel / AutoModelForImageClassification."""
 
 from . import zoo
 from .attention_cnn import AttentionCnnConfig, AttentionCnnForImageClassification
+from .cf_dan import CfDanConfig, CfDanForImageClassification
 from .ddamfn import DdamfnConfig, DdamfnForImageClassification
 from .patt_lite import PattLiteConfig, PattLiteForImageClassification
 from .registry import ARCHITECTURES, create_config, create_model, register
@@ -14,6 +15,7 @@ register("patt_lite", PattLiteConfig, PattLiteForImageClassification)
 register("ddamfn", DdamfnConfig, DdamfnForImageClassification)
 register("attention_cnn", AttentionCnnConfig, AttentionCnnForImageClassification)
 register("swin_ema", SwinEmaConfig, SwinEmaForImageClassification)
+register("cf_dan", CfDanConfig, CfDanForImageClassification)
 
 __all__ = [
     "ARCHITECTURES", "CKPLUS_LABELS", "FER2013_LABELS", "FERPLUS_LABELS", "FerConfig",
