@@ -1,0 +1,42 @@
+"""Run the FER Workbench app: ``python spaces/app.py`` (locally, or as the Space's app_file).
+
+Works without installing the package: run as a script, it puts the repository root (the
+folder holding hub_models/, workbench/ and spaces/) first on the import path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gradio as gr
+
+from spaces.ui import CSS, build_demo
+
+# Answers for 8 people at once on a 2-core machine: two analyses run at a time (each already
+# uses the cores through torch), the rest wait in the queue instead of being refused.
+CONCURRENT_ANALYSES = 2
+QUEUE_SIZE = 32
+MAX_UPLOAD = "25mb"
+
+
+def launch(port: int | None = None, host: str | None = None, block: bool = True) -> tuple[gr.Blocks, str]:
+    """Build, queue and start the app; returns it with its URL (``block=False`` for tests)."""
+    demo = build_demo().queue(default_concurrency_limit=CONCURRENT_ANALYSES, max_size=QUEUE_SIZE)
+    _, url, _ = demo.launch(
+        server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        prevent_thread_lock=True, quiet=not block, max_file_size=MAX_UPLOAD, footer_links=["api"],
+        theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
+    )
+    if block:
+        demo.block_thread()
+    return demo, url
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,264 @@
+"""The Compare tab: one photo, up to three models side by side on the same aligned face."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hub_models import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS
+from workbench import (
+    FAITHFULNESS_METRICS,
+    FAST_METHODS,
+    METHODS,
+    REGIONS,
+    AnalysisResult,
+    LoadedModel,
+    ModelAnalysis,
+    WorkbenchError,
+    bar_chart,
+    draw_faces,
+    overlay,
+    to_pixel_values,
+)
+from workbench.faithfulness import faithfulness_scores
+
+from .model_choice import MAX_MODELS, POOL, parse_choice
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+PREDICTED = "predicted class"
+DEFAULT_METHOD = "gradcam"
+MAX_FACES = 4
+METRIC_TITLES = {"deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑",
+                 "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑"}
+
+
+@dataclass
+class ModelColumn:
+    column: gr.Column
+    header: gr.Markdown
+    label: gr.Label
+    cam: gr.Image
+    native: gr.Gallery
+
+    def components(self) -> list[gr.components.Component | gr.Column]:
+        return [self.column, self.header, self.label, self.cam, self.native]
+
+
+@dataclass
+class Analysis:
+    """What a session keeps between events: the result and the models that produced it."""
+
+    result: AnalysisResult
+    method: str
+    models: dict[str, LoadedModel]
+
+    @property
+    def trained(self) -> dict[str, bool]:
+        return {name: model.trained for name, model in self.models.items()}
+
+
+def example_photos() -> list[Path]:
+    return sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def cam_methods() -> list[tuple[str, str]]:
+    return [(method.title + (" (slow)" if method.slow else ""), name) for name, method in METHODS.items()]
+
+
+def fast_methods() -> list[tuple[str, str]]:
+    return [(METHODS[name].title, name) for name in FAST_METHODS]
+
+
+def target_choices() -> list[str]:
+    return [PREDICTED, *dict.fromkeys((*FER2013_LABELS, *FERPLUS_LABELS, *CKPLUS_LABELS))]
+
+
+def column_outputs(columns: list[ModelColumn]) -> list[Any]:
+    return [component for column in columns for component in column.components()]
+
+
+def friendly(error: Exception) -> gr.Error:
+    """A message for the person at the screen (and the API client), not a traceback."""
+    return gr.Error(str(error), title="Cannot analyse this", print_exception=False)
+
+
+def image_source(payload: Any) -> str | None:
+    """The uploaded file's path. The Compare event skips Gradio's preprocessing (`preprocess=False`),
+    which would open every upload with PIL, so a corrupt file or a 20000×20000 photo would fail
+    inside Gradio with a bare "Error"; the engine's decoder bounds memory and names the problem."""
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return None if payload is None else str(payload)
+
+
+def analyze(image: Any, models: list[str] | str | None, method: str, target: str | None) -> tuple[Any, ...]:
+    """Detect every face, run each chosen model with `method` for the predicted (or chosen) class.
+
+    `image` is a path, or the raw upload payload (a dict with its path) when called by Gradio.
+    """
+    image = image_source(image)
+    if image is None:
+        raise gr.Error("Give a photo first: upload, paste, pick an example or take a webcam picture.",
+                       title="No photo")
+    try:
+        specs = parse_choice(models)
+        workbench = POOL.workbench(specs)
+        with POOL.using(workbench.models):
+            result = workbench.analyze(image, methods=[method or DEFAULT_METHOD], target=_target(target),
+                                       faithfulness=False, max_faces=MAX_FACES)
+    except (WorkbenchError, ValueError) as error:
+        raise friendly(error) from error
+    session = Analysis(result, result.methods[0], {m.name: m for m in workbench.models})
+    return session, *render(session, 0)
+
+
+def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFrame | None:
+    """Deletion/insertion/ROAD scores of the shown face's maps, computed after the maps are on screen
+    (they cost a batch of perturbed forwards per map) and kept for the bundle."""
+    if session is None or not session.result.faces:
+        return None
+    analyses = list(session.result.faces[int(face or 0)].models.values())
+    with POOL.using(list(session.models.values())):
+        for analysis in analyses:
+            if analysis.faithfulness or not analysis.cams:
+                continue
+            loaded = session.models[analysis.model_name]
+            config = loaded.config
+            pixels = to_pixel_values(analysis.face, config.image_mean, config.image_std)
+            target = loaded.labels.index(analysis.target)
+            analysis.faithfulness = {method: faithfulness_scores(loaded.model, pixels, heatmap, target)
+                                     for method, heatmap in analysis.cams.items()}
+    return faithfulness_table(analyses)
+
+
+def show_face(session: Analysis | None, face: int | None) -> tuple[Any, ...]:
+    """Show another face of the last analysis (no models run again)."""
+    if session is None:
+        raise gr.Error("Run a comparison first.", title="Nothing analysed yet")
+    index = int(face or 0)
+    if not 0 <= index < max(1, len(session.result.faces)):
+        raise gr.Error(f"There is no face {index}; this photo has {len(session.result.faces)}.")
+    return render(session, index)
+
+
+def bundle(session: Analysis | None) -> str:
+    """The engine's bundle of the last analysis (PNGs, raw maps, manifest) as a zip file."""
+    if session is None:
+        raise gr.Error("Run a comparison first; the bundle holds its results.", title="Nothing to download")
+    workdir = Path(tempfile.mkdtemp(prefix="fer-bundle-"))
+    folder = session.result.save(workdir / "analysis")
+    archive = shutil.make_archive(str(workdir / f"fer-workbench-{session.result.input['sha256'][:12]}"), "zip",
+                                  folder)
+    shutil.rmtree(folder)
+    return archive
+
+
+def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
+    """Every Compare output for one face: status, boxes, face picker, model columns, charts."""
+    result = session.result
+    boxes_image = draw_faces(result.image, [f.box for f in result.faces], [f.landmarks for f in result.faces])
+    choices = [(_face_label(i, face), i) for i, face in enumerate(result.faces)]
+    picker = gr.update(choices=choices, value=face_index if choices else None, interactive=len(choices) > 1)
+    status = _status(result, session.trained)
+    if not result.faces:
+        hidden = [gr.update(visible=False), "", None, None, []] * MAX_MODELS
+        return status, boxes_image, picker, *hidden, None, None
+    analyses = list(result.faces[face_index].models.values())
+    columns: list[Any] = []
+    for slot in range(MAX_MODELS):
+        if slot < len(analyses):
+            columns += _column(analyses[slot], session.method, session.trained.get(analyses[slot].model_name, True))
+        else:
+            columns += [gr.update(visible=False), "", None, None, []]
+    return (status, boxes_image, picker, *columns, region_chart(analyses, session.method),
+            faithfulness_table(analyses))
+
+
+def _column(analysis: ModelAnalysis, method: str, trained: bool) -> list[Any]:
+    probability = analysis.probabilities[analysis.predicted]
+    badge = "" if trained else "<br><span class='untrained'>⚠ untrained (random weights): ignore the prediction</span>"
+    explained = "" if analysis.target == analysis.predicted else f" · explaining **{analysis.target}**"
+    notes = "".join(f"<br><small>{note}</small>" for note in analysis.notes)
+    header = (f"### {analysis.model_name}\npredicts **{analysis.predicted}** ({probability:.0%}){explained}"
+              f"{badge}{notes}")
+    cam = overlay(analysis.face, analysis.cams[method]) if method in analysis.cams else None
+    return [gr.update(visible=True), header, analysis.probabilities, cam, _native_gallery(analysis)]
+
+
+def _native_gallery(analysis: ModelAnalysis) -> list[tuple[np.ndarray, str]]:
+    items = []
+    for name, values in analysis.native.items():
+        if values.ndim == 1:
+            items.append((bar_chart(values, name, size=(360, 240)), f"{name} (channel gates)"))
+            continue
+        caption = name
+        if name in analysis.agreement and analysis.agreement_method:
+            caption += f" · r={analysis.agreement[name]:+.2f} with {METHODS[analysis.agreement_method].title}"
+        items.append((overlay(analysis.face, values), caption))
+    return items
+
+
+def region_chart(analyses: list[ModelAnalysis], method: str) -> Figure | None:
+    """Grouped bars: for each face region, each model's share of its CAM's mass."""
+    rows = [(a.model_name, a.regions[method]) for a in analyses if method in a.regions]
+    if not rows:
+        return None
+    regions = [region for region in (*REGIONS, "other") if any(region in shares for _, shares in rows)]
+    figure = Figure(figsize=(6.4, 2.8), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.8 / len(rows)
+    positions = np.arange(len(regions))
+    for index, (name, shares) in enumerate(rows):
+        axes.bar(positions + (index - (len(rows) - 1) / 2) * width, [shares.get(r, 0.0) for r in regions], width,
+                 label=name)
+    axes.set_xticks(positions, regions)
+    axes.set_ylabel("share of map mass")
+    axes.set_title(f"{METHODS[method].title}: where each model looks", fontsize=10)
+    axes.legend(fontsize=8, frameon=False)
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def faithfulness_table(analyses: list[ModelAnalysis]) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for analysis in analyses:
+        for method, scores in analysis.faithfulness.items():
+            row = {"model": analysis.model_name, "method": METHODS[method].title}
+            row.update({METRIC_TITLES[m]: round(float(scores[m]), 3) for m in FAITHFULNESS_METRICS if m in scores})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _status(result: AnalysisResult, trained: dict[str, bool]) -> str:
+    lines = []
+    if not result.faces:
+        lines.append("**No face found** in this photo. Try a brighter, more frontal photo, or crop closer to "
+                     "the face.")
+    else:
+        found = len(result.faces)
+        lines.append(f"{found} face{'s' if found > 1 else ''} analysed in "
+                     f"{result.timings_ms.get('total', 0.0) / 1000:.2f} s." + (f" {result.message}." if
+                                                                               result.message else ""))
+    untrained = [name for name, ok in trained.items() if not ok]
+    if untrained:
+        lines.append(f"⚠ **Untrained models:** {', '.join(untrained)} have random weights — their predictions "
+                     "mean nothing; their maps show what an untrained network responds to.")
+    return "\n\n".join(lines)
+
+
+def _face_label(index: int, face: Any) -> str:
+    x0, y0, x1, y1 = (round(v) for v in face.box)
+    kind = "whole image" if face.whole_image else f"{x1 - x0}×{y1 - y0} px"
+    return f"Face {index} ({kind})"
+
+
+def _target(target: str | None) -> str | None:
+    return None if not target or target == PREDICTED else target

@@ -1,0 +1,176 @@
+"""The Dataset tab: each chosen model's confusion matrix on a test split, and the faces in any
+cell with their explanations.
+
+Data loading and scoring are the training package's (the same code that produces the model
+cards' figures); explanations are the engine's. Nothing from the datasets leaves the machine.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from training.data import DataError, FerData, default_data_dir, find_fer2013_csv, load_data
+from training.evaluation import label_index_map, predict_logits
+from training.inputs import FaceDataset
+from training.metrics import confusion_matrix
+from workbench.errors import WorkbenchError
+from workbench.visualise import overlay
+
+from .compare import DEFAULT_METHOD, friendly
+from .model_choice import POOL, parse_choice
+
+INTRO = ("### Models on a test set\nThe confusion matrix of each chosen model on a test split, computed here "
+         "on a subset of its first images so it stays quick on a CPU.")
+DATASETS = [("FER2013 PrivateTest", "fer2013"), ("FERPlus PrivateTest (majority vote)", "ferplus"),
+            ("CK+ (subject fold 0 of 10, test)", "ckplus")]
+DEFAULT_SUBSET = 256
+MAX_SUBSET = 3584
+CELL_FACES = 12
+_DATA: dict[str, FerData] = {}
+_DATA_LOCK = threading.Lock()
+
+
+@dataclass
+class DatasetRun:
+    """One evaluation: the subset's faces and true labels, and each model's predictions."""
+
+    dataset: str
+    labels: tuple[str, ...]
+    images: np.ndarray | list
+    truth: np.ndarray
+    predictions: dict[str, np.ndarray]
+    specs: dict[str, str]
+
+
+def availability() -> tuple[bool, str]:
+    """Whether the data directory is there; the note says where it was looked for."""
+    directory = default_data_dir()
+    try:
+        find_fer2013_csv(directory)
+    except DataError as error:
+        return False, f"⚠ Not available here: {error}. Set `FER_DATA_DIR` to the folder with `fer2013/`."
+    return True, f"Data from `{directory}` (set `FER_DATA_DIR` to change it)."
+
+
+def _dataset(name: str) -> FerData:
+    with _DATA_LOCK:
+        if name not in _DATA:
+            _DATA[name] = load_data(name, on_bad="skip")
+        return _DATA[name]
+
+
+def evaluate(models: list[str] | str | None, dataset: str, size: float) -> tuple[Any, ...]:
+    """Score each model on the first `size` test images; return the matrices and the cell pickers."""
+    try:
+        specs = parse_choice(models)
+        data = _dataset(dataset or "fer2013")
+        split = data.test.head(int(size))
+        truth = split.hard_labels()
+        predictions, skipped, names = {}, [], {}
+        for spec in specs:
+            loaded = POOL.model(spec)
+            try:
+                to_data = label_index_map(loaded.labels, data.labels)
+            except DataError as error:
+                skipped.append(f"{loaded.name}: {error}")
+                continue
+            with POOL.using([loaded]):
+                logits = predict_logits(loaded.model, FaceDataset(split), batch_size=64)
+            predictions[loaded.name] = to_data[logits.argmax(axis=1)]
+            names[loaded.name] = spec
+    except (DataError, WorkbenchError, ValueError) as error:
+        raise friendly(error) from error
+    run = DatasetRun(dataset, tuple(data.labels), split.images, truth, predictions, names)
+    status = _status(run, data, skipped)
+    first = next(iter(predictions), None)
+    labels = list(run.labels)
+    return (run, status, confusion_figure(run), gr.update(choices=list(predictions), value=first),
+            gr.update(choices=labels, value=None), gr.update(choices=labels, value=None), model_table(run, first))
+
+
+def model_table(run: DatasetRun | None, model: str | None) -> pd.DataFrame | None:
+    """The chosen model's counts as a table whose cells can be clicked."""
+    if run is None or model not in (run.predictions if run else {}):
+        return None
+    matrix = confusion_matrix(run.truth, run.predictions[model], len(run.labels))
+    table = pd.DataFrame(matrix, columns=list(run.labels))
+    table.insert(0, "true ↓ / predicted →", list(run.labels))
+    return table
+
+
+def pick_cell(run: DatasetRun | None, model: str | None, event: gr.SelectData | None = None) -> tuple[Any, Any]:
+    """A click on a count → that cell's true and predicted class."""
+    if run is None or event is None or not isinstance(event.index, (list, tuple)):
+        return gr.update(), gr.update()
+    row, column = event.index
+    if column == 0:  # the row-name column
+        return run.labels[row], gr.update()
+    return run.labels[row], run.labels[column - 1]
+
+
+def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None, predicted: str | None,
+              method: str | None) -> list[tuple[np.ndarray, str]]:
+    """Up to twelve faces of the cell, each with the model's CAM for its prediction."""
+    if run is None:
+        raise gr.Error("Evaluate the models first.", title="No evaluation yet")
+    if model not in run.predictions or true_class not in run.labels or predicted not in run.labels:
+        raise gr.Error("Choose a model, a true class and a predicted class (or click a cell in the table).")
+    rows = np.flatnonzero((run.truth == run.labels.index(true_class))
+                          & (run.predictions[model] == run.labels.index(predicted)))[:CELL_FACES]
+    if not len(rows):
+        gr.Info(f"No {true_class} face was predicted as {predicted} by {model} in this subset.")
+        return []
+    try:
+        workbench = POOL.workbench([run.specs[model]])
+        gallery = []
+        with POOL.using(workbench.models):
+            for row in rows:
+                result = workbench.analyze(run.images[int(row)], methods=[method or DEFAULT_METHOD], faithfulness=False,
+                                           regions=False, native=False, assume_face=True)
+                analysis = next(iter(result.faces[0].models.values()))
+                heatmap = next(iter(analysis.cams.values()))
+                caption = (f"test image {row}: {true_class} → {analysis.predicted} "
+                           f"{analysis.probabilities[analysis.predicted]:.0%}")
+                gallery.append((overlay(analysis.face, heatmap, min_side=160), caption))
+    except (WorkbenchError, ValueError) as error:
+        raise friendly(error) from error
+    return gallery
+
+
+def confusion_figure(run: DatasetRun) -> Figure | None:
+    """Row-normalised confusion matrices side by side (counts printed in each cell)."""
+    if not run.predictions:
+        return None
+    count = len(run.predictions)
+    figure = Figure(figsize=(4.6 * count, 4.4), dpi=100, layout="constrained")
+    for index, (name, predicted) in enumerate(run.predictions.items()):
+        axes = figure.add_subplot(1, count, index + 1)
+        matrix = confusion_matrix(run.truth, predicted, len(run.labels))
+        share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for (row, column), value in np.ndenumerate(matrix):
+            axes.text(column, row, str(value), ha="center", va="center", fontsize=7,
+                      color="white" if share[row, column] > 0.5 else "black")
+        ticks = np.arange(len(run.labels))
+        axes.set_xticks(ticks, run.labels, rotation=45, ha="right", fontsize=8)
+        axes.set_yticks(ticks, run.labels, fontsize=8)
+        accuracy = float((predicted == run.truth).mean())
+        axes.set_title(f"{name}\naccuracy {accuracy:.1%} on {len(run.truth)}", fontsize=9)
+        axes.set_xlabel("predicted", fontsize=8)
+        if index == 0:
+            axes.set_ylabel("true", fontsize=8)
+    return figure
+
+
+def _status(run: DatasetRun, data: FerData, skipped: list[str]) -> str:
+    parts = [f"{len(run.truth)} {data.description.get('dataset', data.name)} "
+             f"{data.description.get('test', 'test')} images."]
+    parts += [f"Skipped {note}" for note in skipped]
+    return "\n\n".join(parts)

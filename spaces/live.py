@@ -1,0 +1,54 @@
+"""The webcam tab: every streamed frame → largest face → each model's CAM, as one picture.
+
+Only the fast path runs per frame (detection, alignment, one forward + backward per model): no
+faithfulness, regions or native read-outs, which need extra forwards.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from workbench.errors import WorkbenchError
+from workbench.result import ModelAnalysis
+from workbench.visualise import colorbar_strip, overlay
+
+from .compare import DEFAULT_METHOD
+from .model_choice import POOL, parse_choice
+
+TILE = 176
+CAPTION = 22
+
+
+def live_frame(frame: np.ndarray | None, models: list[str] | str | None, method: str | None,
+               ) -> tuple[np.ndarray | None, str]:
+    """One camera frame → (model tiles with CAM overlays, one-line summary). Never raises: a stream
+    that raised would stop, so problems are reported in the summary instead."""
+    if frame is None:
+        return None, ""
+    try:
+        workbench = POOL.workbench(parse_choice(models))
+        with POOL.using(workbench.models):
+            result = workbench.analyze(frame, methods=[method or DEFAULT_METHOD], faithfulness=False, regions=False,
+                                       native=False, max_faces=1)
+    except (WorkbenchError, ValueError) as error:
+        return None, f"⚠ {error}"
+    if not result.faces:
+        return None, "No face in view — face the camera."
+    analyses = list(result.faces[0].models.values())
+    trained = {model.name: model.trained for model in workbench.models}
+    tiles = [_tile(analysis, trained.get(analysis.model_name, True)) for analysis in analyses]
+    strip = np.concatenate([*tiles, colorbar_strip(TILE + CAPTION)], axis=1)
+    summary = " · ".join(f"**{a.model_name}**: {a.predicted} {a.probabilities[a.predicted]:.0%}"
+                         + ("" if trained.get(a.model_name, True) else " (untrained)") for a in analyses)
+    return strip, summary
+
+
+def _tile(analysis: ModelAnalysis, trained: bool) -> np.ndarray:
+    heatmap = next(iter(analysis.cams.values()))
+    picture = cv2.resize(overlay(analysis.face, heatmap, colorbar=False, min_side=TILE), (TILE, TILE),
+                         interpolation=cv2.INTER_AREA)
+    caption = np.full((CAPTION, TILE, 3), 255, np.uint8)
+    text = f"{analysis.model_name[:14]}: {analysis.predicted}" + ("" if trained else " (untr.)")
+    cv2.putText(caption, text, (4, CAPTION - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1, cv2.LINE_AA)
+    return np.concatenate([picture, caption], axis=0)

@@ -1,0 +1,168 @@
+"""The app's layout and event wiring. Handlers live in compare/live/activations_view/dataset_view;
+this module only places components and names every event as an API endpoint."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import activations_view, compare, dataset_view, live
+from .model_choice import MAX_MODELS, default_models, offered_models
+
+TITLE = "FER Workbench"
+INTRO = (
+    "See **why** facial-expression models decide what they decide. Pick up to three models, give a photo "
+    "(upload, paste, an example or the webcam) and compare their predictions, class-activation maps, "
+    "native attention, face-region attribution and faithfulness on the same aligned face."
+)
+CSS = """
+.model-col {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px !important;}
+.model-head p {margin: 0 !important;}
+.untrained {color: #b45309; font-weight: 600;}
+#status {min-height: 1.5em;}
+"""
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        models = gr.Dropdown(
+            choices=offered_models(), value=default_models(), multiselect=True, max_choices=MAX_MODELS,
+            allow_custom_value=True, label="Models (up to three)", elem_id="models",
+            info="Embedded trained models, architectures with random weights (marked untrained), or type a "
+                 "local folder / Hub id (owner/name, needs the Hub online).",
+        )
+        with gr.Tab("Compare", id="compare"):
+            _compare_tab(models)
+        with gr.Tab("Webcam (live)", id="webcam"):
+            _webcam_tab(models)
+        with gr.Tab("Activations", id="activations") as activations_tab:
+            _activations_tab(activations_tab)
+        with gr.Tab("Dataset", id="dataset"):
+            _dataset_tab(models)
+    return demo
+
+
+def _compare_tab(models: gr.Dropdown) -> None:
+    state = gr.State()
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            image = gr.Image(
+                sources=["upload", "clipboard", "webcam"], type="filepath", label="Photo", elem_id="input-image",
+                height=320,
+            )
+            gr.Examples(examples=[[str(path)] for path in compare.example_photos()], inputs=[image],
+                        label="Examples (public domain)")
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row():
+                method = gr.Dropdown(choices=compare.cam_methods(), value=compare.DEFAULT_METHOD,
+                                     label="CAM method", elem_id="method",
+                                     info="ScoreCAM/AblationCAM are slow on CPU (seconds)")
+                target = gr.Dropdown(choices=compare.target_choices(), value=compare.PREDICTED,
+                                     allow_custom_value=True, label="Explain class", elem_id="target")
+            run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
+            status = gr.Markdown(elem_id="status")
+            faces = gr.Image(label="Faces found (numbered, largest first)", type="numpy", format="png",
+                             interactive=False, height=220, elem_id="faces-image")
+            face = gr.Dropdown(choices=[], value=None, label="Face to show", elem_id="face-choice",
+                               interactive=True)
+    columns = []
+    with gr.Row(equal_height=False):
+        for index in range(MAX_MODELS):
+            with gr.Column(min_width=260, elem_classes=["model-col"], visible=False) as column:
+                header = gr.Markdown(elem_id=f"model-{index}-head", elem_classes=["model-head"])
+                label = gr.Label(num_top_classes=3, show_label=False, elem_id=f"model-{index}-label")
+                cam = gr.Image(type="numpy", format="png", interactive=False, show_label=True,
+                               label="Class-activation map", elem_id=f"model-{index}-cam")
+                native = gr.Gallery(label="Native attention", columns=2, height="auto", format="png",
+                                    object_fit="contain", elem_id=f"model-{index}-native")
+            columns.append(compare.ModelColumn(column, header, label, cam, native))
+    with gr.Row():
+        regions = gr.Plot(label="Face-region attribution (share of each map's mass)", elem_id="regions-plot")
+        faithfulness = gr.Dataframe(label="Faithfulness (target-class probability AUCs)", interactive=False,
+                                    elem_id="faithfulness-table", wrap=True)
+    with gr.Row():
+        bundle = gr.Button("Download analysis bundle (.zip)", elem_id="bundle-btn", size="sm")
+        bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", height=60)
+
+    shown = [status, faces, face, *compare.column_outputs(columns), regions, faithfulness]
+    run.click(compare.analyze, inputs=[image, models, method, target], outputs=[state, *shown],
+              api_name="analyze", concurrency_id="analysis", preprocess=False).then(
+        compare.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
+        concurrency_id="analysis", show_progress="minimal")
+    face.input(compare.show_face, inputs=[state, face], outputs=shown, api_name="show_face").then(
+        compare.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
+        concurrency_id="analysis", show_progress="minimal")
+    bundle.click(compare.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")
+
+
+def _webcam_tab(models: gr.Dropdown) -> None:
+    gr.Markdown("Live overlays with the fast methods: every frame goes through detection, alignment, each "
+                "chosen model and the CAM below. Allow camera access, then press record.")
+    with gr.Row():
+        with gr.Column(min_width=300):
+            frame = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                             webcam_options=gr.WebcamOptions(mirror=True), elem_id="webcam-input")
+            method = gr.Dropdown(choices=compare.fast_methods(), value=compare.DEFAULT_METHOD,
+                                 label="CAM method (fast set)", elem_id="live-method")
+        with gr.Column(min_width=300):
+            overlay = gr.Image(type="numpy", format="jpeg", label="Live explanation", interactive=False,
+                               elem_id="live-output")
+            summary = gr.Markdown(elem_id="live-summary")
+    frame.stream(live.live_frame, inputs=[frame, models, method], outputs=[overlay, summary],
+                 api_name="live_frame", stream_every=0.2, time_limit=120, concurrency_limit=2,
+                 show_progress="hidden")
+
+
+def _activations_tab(tab: gr.Tab) -> None:
+    gr.Markdown(activations_view.INTRO)
+    with gr.Row():
+        sliders = [gr.Slider(minimum=low, maximum=high, value=value, step=step, label=label, min_width=180,
+                             elem_id="c2-" + key.replace(".", "-"))
+                   for key, label, low, high, value, step in activations_view.PARAMETERS]
+    curves = gr.Plot(label="Value, first and second derivative", elem_id="activation-curves")
+    with gr.Row():
+        cost = gr.Dataframe(label="Measured CPU cost (median of 5 runs, 2 threads)", interactive=False,
+                            elem_id="activation-cost")
+        measure = gr.Button("Measure again", size="sm", scale=0, elem_id="activation-measure")
+    gr.on([tab.select, *(slider.release for slider in sliders)], activations_view.activation_curves,
+          inputs=sliders, outputs=[curves], api_name="activation_curves")
+    gr.on([tab.select, measure.click], activations_view.cost_table, outputs=[cost], api_name="activation_cost",
+          concurrency_limit=1)
+
+
+def _dataset_tab(models: gr.Dropdown) -> None:
+    available, note = dataset_view.availability()
+    gr.Markdown(dataset_view.INTRO + "\n\n" + note, elem_id="dataset-note")
+    with gr.Row():
+        dataset = gr.Dropdown(choices=dataset_view.DATASETS, value=dataset_view.DATASETS[0][1], label="Test set",
+                              elem_id="dataset-choice")
+        size = gr.Slider(minimum=16, maximum=dataset_view.MAX_SUBSET, value=dataset_view.DEFAULT_SUBSET, step=16,
+                         label="Images (a subset keeps CPU time short)", elem_id="dataset-size")
+        run = gr.Button("Evaluate", variant="primary", interactive=available, elem_id="dataset-btn")
+    state = gr.State()
+    status = gr.Markdown(elem_id="dataset-status")
+    matrices = gr.Plot(label="Confusion matrices (rows: true class, columns: predicted)", elem_id="confusion-plot")
+    gr.Markdown("**Choose a cell** — click it in the table, or pick model / true / predicted class — to see "
+                "those faces with their explanations.")
+    with gr.Row():
+        model = gr.Dropdown(choices=[], label="Model", elem_id="cell-model")
+        true_class = gr.Dropdown(choices=[], label="True class", elem_id="cell-true")
+        predicted = gr.Dropdown(choices=[], label="Predicted class", elem_id="cell-pred")
+        method = gr.Dropdown(choices=compare.fast_methods(), value=compare.DEFAULT_METHOD, label="CAM method",
+                             elem_id="cell-method")
+    table = gr.Dataframe(interactive=False, label="Counts for the chosen model (click a cell)",
+                         elem_id="confusion-table")
+    show = gr.Button("Show faces", elem_id="cell-btn")
+    gallery = gr.Gallery(label="Faces in the cell, with the CAM for the predicted class", columns=6,
+                         height="auto", format="png", elem_id="cell-gallery")
+
+    run.click(dataset_view.evaluate, inputs=[models, dataset, size],
+              outputs=[state, status, matrices, model, true_class, predicted, table],
+              api_name="dataset_evaluate", concurrency_id="analysis")
+    model.input(dataset_view.model_table, inputs=[state, model], outputs=[table], api_name="dataset_table")
+    table.select(dataset_view.pick_cell, inputs=[state, model], outputs=[true_class, predicted],
+                 api_name="dataset_pick_cell").then(
+        dataset_view.show_cell, inputs=[state, model, true_class, predicted, method], outputs=[gallery],
+        api_name="dataset_cell_after_pick")
+    show.click(dataset_view.show_cell, inputs=[state, model, true_class, predicted, method], outputs=[gallery],
+               api_name="dataset_cell", concurrency_id="analysis")

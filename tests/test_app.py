@@ -1,0 +1,164 @@
+"""The Gradio app through its public API (gradio_client against the launched app), plus the
+webcam stream handler as plain Python (gradio_client cannot call stream endpoints)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_fixtures import EXAMPLES, app_url  # noqa: F401  (pytest fixture)
+from PIL import Image
+
+os.environ.setdefault("FER_APP_MODELS", "patt_lite,ddamfn")
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from hub_models import FER2013_LABELS  # noqa: E402
+
+MODELS = ["patt_lite", "ddamfn"]
+ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
+             "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
+             "/dataset_cell_after_pick", "/dataset_cell"}
+# /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
+# faithfulness table (layout columns are not outputs of the API).
+
+
+@pytest.fixture(scope="module")
+def client(app_url):  # noqa: F811
+    return Client(app_url, verbose=False)
+
+
+def analyze(client: Client, photo: Path | str, models=MODELS, method="gradcam", target="predicted class"):
+    return client.predict(handle_file(str(photo)), models, method, target, api_name="/analyze")
+
+
+def test_every_event_is_a_named_endpoint(client):
+    named = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert named >= ENDPOINTS
+
+
+def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
+    out = analyze(client, EXAMPLES / "two_people.jpg")
+    status, faces_image, picker = out[:3]
+    assert "2 faces analysed" in status
+    assert "Untrained models" in status  # freshly initialised architectures say so
+    assert [choice[1] for choice in picker["choices"]] == [0, 1]
+    assert Image.open(faces_image).size == Image.open(EXAMPLES / "two_people.jpg").size
+    columns = out[3:3 + 4 * 3]
+    for slot, name in enumerate(MODELS):
+        header, label, cam, gallery = columns[4 * slot:4 * slot + 4]
+        assert name in header and "untrained" in header
+        assert label["label"] in FER2013_LABELS
+        assert {c["label"] for c in label["confidences"]} <= set(FER2013_LABELS)
+        cam_image = np.asarray(Image.open(cam))
+        assert cam_image.shape[0] >= 224 and cam_image.shape[1] > cam_image.shape[0]  # face + colour bar
+        assert gallery, f"{name} shows no native attention"
+    assert tuple(columns[8:]) == ("", {}, None, [])  # third slot unused (and hidden)
+    regions, table = out[-2:]
+    assert regions is not None
+    assert table["data"] == []  # faithfulness arrives in the next step
+
+    scores = client.predict(0, api_name="/faithfulness")
+    assert [row[0] for row in scores["data"]] == MODELS
+    assert all(0.0 <= value <= 1.0 for row in scores["data"] for value in row[2:])
+
+    other = client.predict(1, api_name="/show_face")
+    assert other[2]["value"] == 1
+    assert client.predict(1, api_name="/faithfulness_of_face")["data"]
+
+    archive = client.predict(api_name="/bundle")
+    with zipfile.ZipFile(archive) as bundle:
+        names = bundle.namelist()
+        assert "manifest.json" in names and "faces.png" in names
+        assert any(name.startswith("face1/") and name.endswith("cam_gradcam.npy") for name in names)
+
+
+def test_chosen_class_and_method(client):
+    out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=["patt_lite"], method="layercam", target="surprise")
+    assert "explaining **surprise**" in out[3] or "predicts **surprise**" in out[3]
+    assert Image.open(out[5]).size[0] > 224
+
+
+def test_no_face_is_a_message_not_an_error(client, tmp_path):
+    sky = tmp_path / "sky.png"
+    gradient = np.linspace(60, 200, 400 * 300 * 3).reshape(300, 400, 3).astype(np.uint8)
+    Image.fromarray(gradient).save(sky)
+    out = analyze(client, sky, models=["patt_lite"])
+    assert "No face found" in out[0]
+    assert out[4] == {}  # no label shown
+
+
+@pytest.mark.parametrize(("payload", "models", "expected"), [
+    (b"this is not an image", ["patt_lite"], "not a recognised image format"),
+    ("grace_hopper.jpg", ["nobody/no-such-model"], "offline"),
+    ("grace_hopper.jpg", ["patt_lite", "ddamfn", "attention_cnn", "swin_ema"], "at most 3"),
+])
+def test_friendly_errors(client, tmp_path, payload, models, expected):
+    if isinstance(payload, bytes):
+        photo = tmp_path / "broken.jpg"
+        photo.write_bytes(payload)
+    else:
+        photo = EXAMPLES / payload
+    with pytest.raises(AppError, match=expected):
+        analyze(client, photo, models=models)
+
+
+def test_activation_endpoints(client):
+    defaults = [0.8, 0.1, 1.0, 4.5, 0.5, 1.0]
+    plot = client.predict(*defaults, api_name="/activation_curves")
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
+    cost = client.predict(api_name="/activation_cost")
+    assert [row[0] for row in cost["data"]] == ["c2_prelu", "c2_sigmoid", "sigmoid", "tanh", "elu", "relu"]
+    assert all(row[1] > 0 for row in cost["data"])
+
+
+def test_dataset_endpoints(client):
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    out = client.predict(["patt_lite"], "fer2013", 32, api_name="/dataset_evaluate")
+    status, figure, model, true_class, predicted, table = out
+    assert true_class["choices"] == predicted["choices"]
+    assert "32 FER2013 PrivateTest images" in status
+    assert figure is not None and model["value"] == "patt_lite"
+    counts = np.array([row[1:] for row in table["data"]])
+    assert counts.sum() == 32
+    row, column = np.argwhere(counts > 0)[0]
+    faces = client.predict("patt_lite", FER2013_LABELS[row], FER2013_LABELS[column], "gradcam",
+                           api_name="/dataset_cell")
+    assert 1 <= len(faces) <= min(12, counts[row, column])
+    assert client.predict("patt_lite", api_name="/dataset_table")["data"] == table["data"]
+    assert client.predict(api_name="/dataset_pick_cell") is not None  # no click data: leaves the pickers
+
+
+def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
+    clients = [Client(app_url, verbose=False) for _ in range(8)]
+    jobs = [c.submit(handle_file(str(EXAMPLES / "eileen_collins.jpg")), ["patt_lite"], "gradcam",
+                     "predicted class", api_name="/analyze") for c in clients]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda job: job.result(timeout=180), jobs))
+    assert all("1 face analysed" in result[0] for result in results)
+    assert all(result[4]["label"] in FER2013_LABELS for result in results)
+
+
+def test_live_frame_handler_draws_each_model_and_never_raises():
+    from spaces.live import TILE, live_frame
+
+    frame = np.asarray(Image.open(EXAMPLES / "eileen_collins.jpg").convert("RGB"))
+    strip, summary = live_frame(frame, MODELS, "gradcam")
+    assert strip.shape[0] > TILE and strip.shape[1] > 2 * TILE  # one tile per model + colour bar
+    assert all(f"**{name}**" in summary for name in MODELS)
+    assert live_frame(None, MODELS, "gradcam") == (None, "")
+    assert live_frame(np.full((240, 320, 3), 90, np.uint8), MODELS, "gradcam") == (
+        None, "No face in view — face the camera.")
+    picture, message = live_frame(frame, ["nobody/no-such-model"], "gradcam")
+    assert picture is None and message.startswith("⚠") and "no-such-model" in message
