@@ -1,0 +1,77 @@
+"""Re-measure any checkpoint on any dataset and write the same metrics files as training.
+
+    python training/evaluate.py --model /work/runs/my-model --dataset fer2013
+    python training/evaluate.py --model fer-workbench/ddamfn-fer2013 --dataset ferplus --split test validation
+    python training/evaluate.py --model ./ckpt --dataset ckplus --fold 3 --output-dir eval/ckplus-3
+
+Writes ``metrics_<split>.json``, ``confusion_<split>.json`` and ``confusion_<split>.png`` to
+``--output-dir`` (default: ``<model folder>/eval-<dataset>`` for a folder,
+``eval-<org>-<name>-<dataset>`` for a Hub id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.data import DATASETS, DataError, load_data
+from training.evaluation import evaluate_split
+from training.model_source import ModelSourceError, load_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python training/evaluate.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="saved folder, Hub id (org/name) or architecture name")
+    parser.add_argument("--dataset", choices=DATASETS, default="fer2013")
+    parser.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data)")
+    parser.add_argument("--split", nargs="+", choices=("train", "validation", "test"), default=["test"])
+    parser.add_argument("--labels", help="comma-separated class order for --dataset folder")
+    parser.add_argument("--fold", type=int, default=0, help="CK+: test fold index")
+    parser.add_argument("--n-folds", type=int, default=10)
+    parser.add_argument("--limit", type=int, help="first N rows of each split")
+    parser.add_argument("--on-bad", choices=("error", "skip"), default="error")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing metrics files")
+    return parser
+
+
+def default_output_dir(model: str, dataset: str) -> Path:
+    if Path(model).is_dir():
+        return Path(model) / f"eval-{dataset}"
+    return Path(f"eval-{model.replace('/', '-')}-{dataset}")
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
+    args = build_parser().parse_args(argv)
+    out = args.output_dir or default_output_dir(args.model, args.dataset)
+    existing = [out / f"metrics_{split}.json" for split in args.split if (out / f"metrics_{split}.json").exists()]
+    if existing and not args.overwrite:
+        raise DataError(f"{existing[0]} already exists; pass --overwrite to replace it or choose another --output-dir")
+    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    data = load_data(args.dataset, args.data_dir, fold=args.fold, n_folds=args.n_folds, labels=labels,
+                     limit=args.limit, on_bad=args.on_bad)
+    loaded = load_model(args.model)
+    reports = {}
+    for split in args.split:
+        reports[split] = evaluate_split(loaded.model, data, split, out, batch_size=args.batch_size)
+        print(f"[evaluate] {args.model} on {data.description.get('dataset', data.name)} "
+              f"{reports[split]['split']}: accuracy {reports[split]['accuracy']:.4f}, macro-F1 "
+              f"{reports[split]['macro_f1']:.4f} ({reports[split]['num_samples']} samples) → {out}", flush=True)
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run(argv)
+    except (DataError, ModelSourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""Fine-tune a FER Workbench model with the HF Trainer.
+
+    python training/finetune.py --model attention_cnn --dataset fer2013 --output-dir runs/x
+    python training/finetune.py --model patt_lite --config image_size=64 --epochs 20 --batch-size 64 ...
+    python training/finetune.py --model ./some/checkpoint --dataset ckplus --fold all ...
+    accelerate launch training/finetune.py ...            (several GPUs)
+
+The model is an architecture name (fresh weights, ``--config key=value`` overrides), a saved
+folder or a Hub id. Defaults come from the architecture's recipe (training/recipes.py). The
+output folder becomes a complete Hub folder: config, safetensors, preprocessor config, remote
+code, model card, metrics files and logs; Trainer checkpoints live in its ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainingArguments, set_seed
+
+from training.data import DATASETS, DataError, FerData, load_data
+from training.evaluation import evaluate_split
+from training.inputs import AUGMENTATIONS, FaceDataset, ProcessorCollator, build_augmentation
+from training.model_card import write_model_card
+from training.model_source import LoadedModel, ModelSourceError, load_model, parse_overrides
+from training.recipes import SCHEDULES, Recipe, recipe_for
+from training.trainer import (
+    FerTrainer,
+    FrozenStageCallback,
+    LogFilesCallback,
+    TimeBudgetCallback,
+    compute_metrics,
+    resolve_module,
+)
+
+CHECKPOINTS = "checkpoints"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python training/finetune.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", required=True, help="architecture name, saved folder, or Hub id (org/name)")
+    model.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                       help="config override for an architecture (repeatable; values parsed as JSON when possible)")
+    model.add_argument("--image-size", type=int, help="input side in pixels (config image_size)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default="fer2013")
+    data.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data); "
+                                                    "for --dataset folder: the folder with train/ and test/")
+    data.add_argument("--labels", help="comma-separated class order for --dataset folder")
+    data.add_argument("--soft-labels", action="store_true", help="FERPlus: train on the vote distributions")
+    data.add_argument("--fold", default="0", help="CK+: test fold index, or 'all' for every fold (mean ± std)")
+    data.add_argument("--n-folds", type=int, default=10, help="CK+: subject-independent folds")
+    data.add_argument("--limit", type=int, help="keep the first N rows of each split (smoke runs)")
+    data.add_argument("--on-bad", choices=("error", "skip"), default="error",
+                      help="corrupt rows/files: stop at the first, or skip them and report the count")
+    data.add_argument("--augment", help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or 'none' "
+                                        "(default: the architecture's recipe)")
+    train = parser.add_argument_group("training (defaults: the architecture's recipe)")
+    train.add_argument("--output-dir", type=Path, required=True)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (smoke runs)")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"))
+    train.add_argument("--freeze-epochs", type=int,
+                       help="epochs of the frozen-backbone stage (default: the recipe's, for pretrained models only)")
+    train.add_argument("--time-budget", type=float, metavar="MINUTES",
+                       help="stop after the last epoch that fits in this wall time (evaluated and checkpointed)")
+    train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule over the epochs")
+    train.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a crowded machine)")
+    train.add_argument("--channels-last", action="store_true",
+                       help="channels-last memory format on CPU too (always used on GPU)")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
+    train.add_argument("--logging-steps", type=int, default=50)
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push-to-hub", action="store_true", help="upload the finished folder to the Hub")
+    hub.add_argument("--hub-model-id", help="org/name to push to")
+    return parser
+
+
+def prepare_output_dir(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Never touch an existing result unless asked: --resume continues it, --overwrite replaces it."""
+    if resume:
+        if not any((folder / CHECKPOINTS).glob("checkpoint-*")):
+            raise DataError(f"--resume: no checkpoint to resume in {folder / CHECKPOINTS}")
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if not overwrite:
+            raise DataError(f"output directory {folder} already exists and is not empty; pass --overwrite to "
+                            "replace it or --resume to continue its last checkpoint")
+        shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
+    recipe = recipe_for(loaded.model.config.model_type)
+    augment = None
+    if args.augment is not None:
+        names = tuple(a.strip() for a in args.augment.split(",") if a.strip())
+        augment = () if names == ("none",) else names
+    # A frozen first stage only makes sense on trained weights: by default it is used for
+    # loaded checkpoints, never for fresh ones.
+    frozen = args.freeze_epochs if args.freeze_epochs is not None else (
+        recipe.frozen_epochs if loaded.kind != "architecture" else 0)
+    recipe = recipe.with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=augment,
+                                   weight_decay=args.weight_decay, optimizer=args.optimizer, frozen_epochs=frozen,
+                                   schedule=args.schedule)
+    if recipe.frozen_epochs and not recipe.frozen_module:
+        raise DataError(f"--freeze-epochs: the {loaded.model.config.model_type} recipe names no module to freeze")
+    if recipe.frozen_epochs >= recipe.epochs:
+        raise DataError(f"--freeze-epochs ({recipe.frozen_epochs}) must be smaller than --epochs ({recipe.epochs})")
+    return recipe
+
+
+def training_arguments(args: argparse.Namespace, recipe: Recipe, output_dir: Path) -> TrainingArguments:
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(output_dir / CHECKPOINTS),
+        num_train_epochs=recipe.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=max(recipe.batch_size, 64),
+        learning_rate=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=args.logging_steps,
+        logging_first_step=True,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to="none",
+        seed=args.seed,
+        use_cpu=not cuda,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        dataloader_num_workers=args.workers if args.workers is not None else (4 if cuda else 0),
+        dataloader_pin_memory=cuda,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+
+
+def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> dict[str, Any]:
+    facts = {
+        "recipe source": recipe.source,
+        "optimizer": f"{recipe.optimizer}, lr {recipe.lr:g}, weight decay {recipe.weight_decay:g}, "
+                     f"gradient-norm clip {recipe.max_grad_norm:g}",
+        "schedule": recipe.schedule + (f" (step {recipe.step_epochs:g} epochs, ×{recipe.gamma:g})"
+                                       if recipe.schedule == "step" else ""),
+        "epochs": recipe.epochs,
+        "batch size": recipe.batch_size,
+        "augmentation": ", ".join(recipe.augment) or "none",
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "seed": args.seed,
+        "training samples": len(data.train),
+        "validation samples (model selection)": len(data.validation),
+    }
+    if recipe.frozen_epochs:
+        facts["stages"] = (f"{recipe.frozen_epochs} epochs with `{recipe.frozen_module}` frozen, then all layers at "
+                           f"lr × {recipe.finetune_lr_scale:g}")
+    return facts
+
+
+def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command: str,
+              callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train, pick the best epoch on validation, measure validation and test, write the Hub folder."""
+    prepare_output_dir(output_dir, args.resume, args.overwrite)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    overrides = parse_overrides(args.config)
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
+    loaded = load_model(args.model, overrides, labels=data.labels)
+    model = loaded.model
+    recipe = choose_recipe(args, loaded)
+    targs = training_arguments(args, recipe, output_dir)
+    channels_last = torch.cuda.is_available() or args.channels_last
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    processor = model.image_processor()
+    all_callbacks = [LogFilesCallback(output_dir), *callbacks]
+    if args.time_budget:
+        all_callbacks.append(TimeBudgetCallback(args.time_budget))
+    if recipe.frozen_epochs:
+        all_callbacks.append(FrozenStageCallback(resolve_module(model, recipe.frozen_module), recipe.frozen_epochs))
+    trainer = FerTrainer(
+        model=model, args=targs, recipe=recipe,
+        train_dataset=FaceDataset(data.train, build_augmentation(recipe.augment)),
+        eval_dataset=FaceDataset(data.validation),
+        data_collator=ProcessorCollator(processor, channels_last), compute_metrics=compute_metrics,
+        processing_class=processor, callbacks=all_callbacks)
+    print(f"[finetune] {loaded.source} ({model.config.model_type}, {sum(p.numel() for p in model.parameters()):,} "
+          f"params, {loaded.initialisation}) on {data.name}: train {len(data.train)}, validation "
+          f"{len(data.validation)}, test {len(data.test)}; {len(data.problems)} bad entries skipped", flush=True)
+    started = time.time()
+    train_output = trainer.train(resume_from_checkpoint=True if args.resume else None)
+    wall = time.time() - started
+    if not trainer.is_world_process_zero():
+        return {}
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    reports = {split: evaluate_split(model, data, split, output_dir, batch_size=targs.per_device_eval_batch_size)
+               for split in ("validation", "test")}
+    model.save_pretrained(output_dir)
+    (output_dir / "training_args.json").write_text(targs.to_json_string())
+    best = trainer.state.best_metric
+    best_epoch = next((e["epoch"] for e in trainer.state.log_history if e.get("eval_accuracy") == best), None)
+    summary = {
+        "command": command, "model": loaded.source, "dataset": data.name, "output_dir": str(output_dir),
+        "wall_time_s": round(wall, 1), "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "global_step": trainer.state.global_step, "best_epoch": best_epoch,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "validation_accuracy": reports["validation"]["accuracy"], "test_accuracy": reports["test"]["accuracy"],
+        "test_macro_f1": reports["test"]["macro_f1"], "skipped_entries": len(data.problems),
+    }
+    (output_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    training_facts = describe_recipe(recipe, targs, data) | {
+        "best epoch (validation accuracy)": best_epoch, "optimizer steps": trainer.state.global_step,
+        "wall time": f"{wall / 60:.1f} min on {'GPU' if torch.cuda.is_available() else 'CPU'}",
+        "command": f"`{command}`"}
+    write_model_card(output_dir, name=args.hub_model_id or output_dir.name, model=model,
+                     data_description=data.description, reports=reports, initialisation=loaded.initialisation,
+                     training=training_facts)
+    if data.problems:
+        (output_dir / "skipped_entries.txt").write_text("\n".join(data.problems) + "\n")
+    print(f"[finetune] done in {wall / 60:.1f} min: validation accuracy {reports['validation']['accuracy']:.4f}, "
+          f"test accuracy {reports['test']['accuracy']:.4f} → {output_dir}", flush=True)
+    return summary
+
+
+def push_folder(folder: Path, repo_id: str) -> str:
+    """Upload the Hub folder (not the Trainer checkpoints) to `repo_id`."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINTS}/*"],
+                             commit_message="Upload FER Workbench checkpoint")
+    return str(info)
+
+
+def cross_validate(args: argparse.Namespace, command: str, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
+    """CK+ --fold all: one complete run per fold in ``fold-<k>/``, then mean ± std of test accuracy."""
+    if not args.resume:
+        prepare_output_dir(args.output_dir, resume=False, overwrite=args.overwrite)
+    results = []
+    for fold in range(args.n_folds):
+        data = load_data("ckplus", args.data_dir, fold=fold, n_folds=args.n_folds, limit=args.limit, on_bad=args.on_bad)
+        fold_args = argparse.Namespace(**{**vars(args), "overwrite": False,
+                                          "resume": args.resume and (args.output_dir / f"fold-{fold}").exists()})
+        results.append(train_one(fold_args, data, args.output_dir / f"fold-{fold}", command, callbacks))
+    accuracies = [r["test_accuracy"] for r in results]
+    summary = {"command": command, "folds": args.n_folds, "test_accuracy_per_fold": accuracies,
+               "test_accuracy_mean": statistics.mean(accuracies),
+               "test_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0}
+    (args.output_dir / "cross_validation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"[finetune] {args.n_folds}-fold CK+: test accuracy {summary['test_accuracy_mean']:.4f} ± "
+          f"{summary['test_accuracy_std']:.4f}", flush=True)
+    return summary
+
+
+def run(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "python training/finetune.py " + shlex.join(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        raise DataError("--push-to-hub needs --hub-model-id org/name")
+    if args.labels and args.dataset != "folder":
+        raise DataError("--labels applies only to --dataset folder (the other datasets fix their labels)")
+    if args.fold == "all":
+        if args.dataset != "ckplus":
+            raise DataError("--fold all needs --dataset ckplus")
+        if args.push_to_hub:
+            raise DataError("--push-to-hub with --fold all: push one fold's folder instead")
+        return cross_validate(args, command, callbacks)
+    try:
+        fold = int(args.fold)
+    except ValueError:
+        raise DataError(f"--fold must be a fold index or 'all', got {args.fold!r}") from None
+    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    data = load_data(args.dataset, args.data_dir, soft_labels=args.soft_labels, fold=fold, n_folds=args.n_folds,
+                     labels=labels, limit=args.limit, on_bad=args.on_bad)
+    summary = train_one(args, data, args.output_dir, command, callbacks)
+    if args.push_to_hub and summary:
+        summary["pushed"] = push_folder(args.output_dir, args.hub_model_id)
+        print(f"[finetune] pushed {args.output_dir} to {args.hub_model_id}", flush=True)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run(argv)
+    except (DataError, ModelSourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

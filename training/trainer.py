@@ -1,0 +1,146 @@
+"""The HF `Trainer` pieces a FER recipe needs: its optimizer and epoch-based LR schedule, a frozen
+first stage, metrics on tuple predictions, and logs the user can plot (CSV + JSON lines)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .recipes import Recipe
+
+
+def compute_metrics(prediction: Any) -> dict[str, float]:
+    """Accuracy and macro-F1 from Trainer predictions. Models may return attentions next to the
+    logits (a tuple); soft-label batches carry label distributions (argmax them)."""
+    from .metrics import classification_report
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    labels = np.asarray(prediction.label_ids)
+    labels = labels.argmax(axis=1) if labels.ndim == 2 else labels
+    names = [str(i) for i in range(logits.shape[-1])]
+    report = classification_report(labels, np.asarray(logits).argmax(axis=-1), names)
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+
+def resolve_module(model: torch.nn.Module, dotted: str) -> torch.nn.Module:
+    module = model
+    for part in dotted.split("."):
+        if not hasattr(module, part):
+            raise ValueError(f"recipe names frozen module {dotted!r}, but {type(model).__name__} has no {part!r}")
+        module = getattr(module, part)
+    return module
+
+
+class FerTrainer(Trainer):
+    """`Trainer` with the recipe's optimizer (Adam / AdamW / SGD) and its schedule evaluated per
+    fractional epoch, so StepLR-style paper schedules survive any batch size or resume."""
+
+    def __init__(self, *args: Any, recipe: Recipe, **kwargs: Any) -> None:
+        self.recipe = recipe
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            params = [p for p in (model or self.model).parameters()]
+            lr, wd = self.args.learning_rate, self.args.weight_decay
+            if self.recipe.optimizer == "sgd":
+                self.optimizer = torch.optim.SGD(params, lr=lr, momentum=self.recipe.momentum, weight_decay=wd)
+            elif self.recipe.optimizer == "adam":
+                self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+            elif self.recipe.optimizer == "adamw":
+                self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+            else:
+                raise ValueError(f"unknown optimizer {self.recipe.optimizer!r}; expected adam, adamw or sgd")
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.lr_scheduler is None:
+            epochs = float(self.args.num_train_epochs)
+            steps_per_epoch = max(num_training_steps / epochs, 1.0)
+            recipe = self.recipe
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer, lambda step: recipe.lr_factor(step / steps_per_epoch, epochs))
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+def _inference_mode_hook(module: torch.nn.Module, _inputs: Any) -> None:
+    module.eval()  # Trainer switches the whole model to train mode before every step
+
+
+class FrozenStageCallback(TrainerCallback):
+    """Stage 1 of a two-stage recipe: the named module gets no gradients and runs in inference
+    mode (its BatchNorm statistics stay put) until `epochs` epochs are done."""
+
+    def __init__(self, module: torch.nn.Module, epochs: int) -> None:
+        self.module, self.epochs, self.hook = module, epochs, None
+
+    def _apply(self, epoch: float) -> None:
+        frozen = epoch < self.epochs
+        for param in self.module.parameters():
+            param.requires_grad_(not frozen)
+        if frozen and self.hook is None:
+            self.hook = self.module.register_forward_pre_hook(_inference_mode_hook)
+        elif not frozen and self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._apply(state.epoch or 0.0)
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._apply(round(state.epoch or 0.0))
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """End training after the epoch that would otherwise overrun a wall-time budget (CPU runs):
+    that epoch is still evaluated and checkpointed, so the best-epoch choice stays valid."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = 60.0 * minutes
+        self.started = self.epoch_started = 0.0
+        self.longest_epoch = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        self.longest_epoch = max(self.longest_epoch, now - self.epoch_started)
+        if now - self.started + self.longest_epoch > self.seconds:
+            print(f"[finetune] stopping after epoch {state.epoch:.0f}: another epoch would exceed the "
+                  f"{self.seconds / 60:.0f}-minute budget", flush=True)
+            control.should_training_stop = True
+        return control
+
+
+class LogFilesCallback(TrainerCallback):
+    """Every log entry (loss, learning rate, evaluation metrics) to ``log_history.jsonl`` and a
+    rewritten ``log_history.csv`` with one column per key."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        entry = {"step": state.global_step, "epoch": state.epoch, **logs}
+        with (self.folder / "log_history.jsonl").open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        entries = [json.loads(line) for line in (self.folder / "log_history.jsonl").read_text().splitlines()]
+        columns = list(dict.fromkeys(key for e in entries for key in e))
+        with (self.folder / "log_history.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(entries)
