@@ -161,6 +161,18 @@ class FerPreTrainedModel(PreTrainedModel):
             do_convert_rgb=True,
         )
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any):
+        # transformers 5 leaves the weights memory-mapped from model.safetensors at unaligned
+        # addresses, and MKL's sgemm then rounds differently (~1e-8) from the same weights in
+        # ordinary memory: copy them so a loaded model reproduces the saved one bit for bit (and
+        # no longer holds the file open).
+        model = super().from_pretrained(*args, **kwargs)
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                tensor.data = tensor.data.clone()
+        return model
+
     def save_pretrained(self, save_directory, *args: Any, **kwargs: Any):
         # AutoModel should give users the classifier (it predicts); transformers maps only one
         # auto class per model class, so add the AutoModel entry by hand.
