@@ -28,7 +28,6 @@ output of the last CF-DA block (B×196×D, reshaped to B×D×14×14 by ``cam_res
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -40,15 +39,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_cf_dan import CfDanConfig
 from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
-from .fer_layers import C2PReLU, C2Sigmoid
-
-
-def tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
-    """B×N×C tokens on a square grid → B×C×√N×√N (Grad-CAM's layout)."""
-    b, n, c = tokens.shape
-    side = math.isqrt(n)
-    return tokens.transpose(1, 2).reshape(b, c, side, side)
-
+from .fer_layers import C2PReLU, C2Sigmoid, tokens_to_map
 
 # --- IR-50 backbone (ArcFace "IR" units; stages 1–3) ---------------------------------------------
 

@@ -268,3 +268,13 @@ def _cross_spatial(summary_of: torch.Tensor, applied_to: torch.Tensor) -> torch.
     one spatial map (b, 1, h·w)."""
     descriptor = summary_of.mean(dim=(2, 3)).softmax(dim=-1).unsqueeze(1)   # (bg, 1, c')
     return descriptor @ applied_to.flatten(2)                                # (bg, 1, hw)
+
+
+def tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
+    """B×N×C tokens on a square grid → B×C×√N×√N: the layout Grad-CAM and EMA expect from
+    transformer-style models."""
+    b, n, c = tokens.shape
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"{n} tokens do not form a square grid")
+    return tokens.transpose(1, 2).reshape(b, c, side, side)

@@ -34,16 +34,9 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_swin_ema import NUM_STAGES, SwinEmaConfig, stage_grids, stage_window
 from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
-from .fer_layers import EMA
+from .fer_layers import EMA, tokens_to_map
 
 MASKED = -100.0  # Swin's additive mask for token pairs that the cyclic shift made neighbours
-
-
-def tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
-    """B×N×C tokens on a square grid → B×C×√N×√N (Grad-CAM's layout)."""
-    b, n, c = tokens.shape
-    side = math.isqrt(n)
-    return tokens.transpose(1, 2).reshape(b, c, side, side)
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
