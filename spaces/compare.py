@@ -36,8 +36,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
 DEFAULT_METHOD = "gradcam"
 MAX_FACES = 4
-METRIC_TITLES = {"deletion_auc": "deletion AUC ↓", "insertion_auc": "insertion AUC ↑",
-                 "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑"}
+DISPLAY_SIDE = 320
+METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
+                 "road_lerf": "ROAD LeRF ↑"}
 
 
 @dataclass
@@ -149,7 +150,7 @@ def show_face(session: Analysis | None, face: int | None) -> tuple[Any, ...]:
     return render(session, index)
 
 
-def bundle(session: Analysis | None) -> str:
+def bundle(session: Analysis | None) -> dict[str, Any]:
     """The engine's bundle of the last analysis (PNGs, raw maps, manifest) as a zip file."""
     if session is None:
         raise gr.Error("Run a comparison first; the bundle holds its results.", title="Nothing to download")
@@ -158,7 +159,7 @@ def bundle(session: Analysis | None) -> str:
     archive = shutil.make_archive(str(workdir / f"fer-workbench-{session.result.input['sha256'][:12]}"), "zip",
                                   folder)
     shutil.rmtree(folder)
-    return archive
+    return gr.update(value=archive, visible=True)
 
 
 def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
@@ -183,14 +184,14 @@ def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
 
 
 def _column(analysis: ModelAnalysis, method: str, trained: bool) -> list[Any]:
-    probability = analysis.probabilities[analysis.predicted]
-    badge = "" if trained else "<br><span class='untrained'>⚠ untrained (random weights): ignore the prediction</span>"
-    explained = "" if analysis.target == analysis.predicted else f" · explaining **{analysis.target}**"
-    notes = "".join(f"<br><small>{note}</small>" for note in analysis.notes)
-    header = (f"### {analysis.model_name}\npredicts **{analysis.predicted}** ({probability:.0%}){explained}"
-              f"{badge}{notes}")
-    cam = overlay(analysis.face, analysis.cams[method]) if method in analysis.cams else None
-    return [gr.update(visible=True), header, analysis.probabilities, cam, _native_gallery(analysis)]
+    lines = [f"### {analysis.model_name}"]
+    if not trained:
+        lines.append("<span class='untrained'>⚠ untrained (random weights): ignore its prediction</span>")
+    if analysis.target != analysis.predicted:
+        lines.append(f"maps explain **{analysis.target}** (predicted: {analysis.predicted})")
+    lines += [f"<small>{note}</small>" for note in analysis.notes]
+    cam = overlay(analysis.face, analysis.cams[method], min_side=DISPLAY_SIDE) if method in analysis.cams else None
+    return [gr.update(visible=True), "\n\n".join(lines), analysis.probabilities, cam, _native_gallery(analysis)]
 
 
 def _native_gallery(analysis: ModelAnalysis) -> list[tuple[np.ndarray, str]]:
@@ -200,9 +201,10 @@ def _native_gallery(analysis: ModelAnalysis) -> list[tuple[np.ndarray, str]]:
             items.append((bar_chart(values, name, size=(360, 240)), f"{name} (channel gates)"))
             continue
         caption = name
-        if name in analysis.agreement and analysis.agreement_method:
-            caption += f" · r={analysis.agreement[name]:+.2f} with {METHODS[analysis.agreement_method].title}"
-        items.append((overlay(analysis.face, values), caption))
+        agreement = analysis.agreement.get(name)
+        if agreement is not None and np.isfinite(agreement) and analysis.agreement_method:
+            caption += f" · r={agreement:+.2f} vs {METHODS[analysis.agreement_method].title}"
+        items.append((overlay(analysis.face, values, min_side=DISPLAY_SIDE), caption))
     return items
 
 
@@ -220,9 +222,9 @@ def region_chart(analyses: list[ModelAnalysis], method: str) -> Figure | None:
         axes.bar(positions + (index - (len(rows) - 1) / 2) * width, [shares.get(r, 0.0) for r in regions], width,
                  label=name)
     axes.set_xticks(positions, regions)
-    axes.set_ylabel("share of map mass")
-    axes.set_title(f"{METHODS[method].title}: where each model looks", fontsize=10)
-    axes.legend(fontsize=8, frameon=False)
+    axes.set_ylabel("share of the map's mass", fontsize=9)
+    axes.set_title(f"Face-region attribution of each model's {METHODS[method].title}", fontsize=10)
+    figure.legend(fontsize=8, frameon=False, loc="outside lower center", ncols=len(rows))
     axes.spines[["top", "right"]].set_visible(False)
     return figure
 
@@ -231,7 +233,8 @@ def faithfulness_table(analyses: list[ModelAnalysis]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for analysis in analyses:
         for method, scores in analysis.faithfulness.items():
-            row = {"model": analysis.model_name, "method": METHODS[method].title}
+            row = {"model": analysis.model_name if len(analysis.faithfulness) == 1
+                   else f"{analysis.model_name} · {METHODS[method].title}"}
             row.update({METRIC_TITLES[m]: round(float(scores[m]), 3) for m in FAITHFULNESS_METRICS if m in scores})
             rows.append(row)
     return pd.DataFrame(rows)

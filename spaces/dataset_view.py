@@ -149,7 +149,9 @@ def confusion_figure(run: DatasetRun) -> Figure | None:
     if not run.predictions:
         return None
     count = len(run.predictions)
-    figure = Figure(figsize=(4.6 * count, 4.4), dpi=100, layout="constrained")
+    figure = Figure(figsize=(4.6 * count, 4.6), dpi=100, layout="constrained")
+    figure.suptitle("Confusion matrices (rows: true class, columns: predicted; colour: share of the row)",
+                    fontsize=10)
     for index, (name, predicted) in enumerate(run.predictions.items()):
         axes = figure.add_subplot(1, count, index + 1)
         matrix = confusion_matrix(run.truth, predicted, len(run.labels))

@@ -21,7 +21,7 @@ from workbench.models import LoadedModel
 
 MAX_MODELS = 3
 UNTRAINED_DEFAULTS = ("patt_lite", "ddamfn", "attention_cnn")
-UNTRAINED_NOTE = "untrained: random weights"
+UNTRAINED_NOTE = "untrained"
 _KEEP_MODELS = 8
 
 
@@ -36,8 +36,8 @@ def default_models() -> list[str]:
 
 def offered_models() -> list[tuple[str, str]]:
     """(label, spec) pairs for the model picker: trained zoo first, then every architecture untrained."""
-    trained = [(f"{spec} (embedded, trained)", spec) for spec in zoo.model_ids()]
-    untrained = [(f"{name} ({UNTRAINED_NOTE})", name) for name in hub_models.ARCHITECTURES]
+    trained = [(f"{spec} · trained", spec) for spec in zoo.model_ids()]
+    untrained = [(f"{name} · {UNTRAINED_NOTE}", name) for name in hub_models.ARCHITECTURES]
     return trained + untrained
 
 

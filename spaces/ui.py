@@ -28,8 +28,8 @@ def build_demo() -> gr.Blocks:
         models = gr.Dropdown(
             choices=offered_models(), value=default_models(), multiselect=True, max_choices=MAX_MODELS,
             allow_custom_value=True, label="Models (up to three)", elem_id="models",
-            info="Embedded trained models, architectures with random weights (marked untrained), or type a "
-                 "local folder / Hub id (owner/name, needs the Hub online).",
+            info="Embedded trained models, architectures with random weights (untrained), or type a local "
+                 "folder or a Hub id (owner/name; needs the Hub online).",
         )
         with gr.Tab("Compare", id="compare"):
             _compare_tab(models)
@@ -71,18 +71,21 @@ def _compare_tab(models: gr.Dropdown) -> None:
             with gr.Column(min_width=260, elem_classes=["model-col"], visible=False) as column:
                 header = gr.Markdown(elem_id=f"model-{index}-head", elem_classes=["model-head"])
                 label = gr.Label(num_top_classes=3, show_label=False, elem_id=f"model-{index}-label")
-                cam = gr.Image(type="numpy", format="png", interactive=False, show_label=True,
+                cam = gr.Image(type="numpy", format="png", interactive=False, show_label=True, height=300,
                                label="Class-activation map", elem_id=f"model-{index}-cam")
-                native = gr.Gallery(label="Native attention", columns=2, height="auto", format="png",
-                                    object_fit="contain", elem_id=f"model-{index}-native")
+                native = gr.Gallery(label="Native attention (r: correlation with the CAM)", columns=2, height=250,
+                                    format="png", object_fit="contain", fit_columns=False,
+                                    elem_id=f"model-{index}-native")
             columns.append(compare.ModelColumn(column, header, label, cam, native))
     with gr.Row():
-        regions = gr.Plot(label="Face-region attribution (share of each map's mass)", elem_id="regions-plot")
-        faithfulness = gr.Dataframe(label="Faithfulness (target-class probability AUCs)", interactive=False,
+        regions = gr.Plot(show_label=False, elem_id="regions-plot")
+        faithfulness = gr.Dataframe(label="Faithfulness of each CAM: AUCs of the explained class's probability "
+                                    "(↓ lower / ↑ higher is better)", interactive=False,
                                     elem_id="faithfulness-table", wrap=True)
-    with gr.Row():
-        bundle = gr.Button("Download analysis bundle (.zip)", elem_id="bundle-btn", size="sm")
-        bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", height=60)
+    with gr.Row(equal_height=True):
+        bundle = gr.Button("Prepare the analysis bundle (.zip: overlays, raw maps, manifest)", elem_id="bundle-btn",
+                           size="sm")
+        bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
 
     shown = [status, faces, face, *compare.column_outputs(columns), regions, faithfulness]
     run.click(compare.analyze, inputs=[image, models, method, target], outputs=[state, *shown],
@@ -141,7 +144,7 @@ def _dataset_tab(models: gr.Dropdown) -> None:
         run = gr.Button("Evaluate", variant="primary", interactive=available, elem_id="dataset-btn")
     state = gr.State()
     status = gr.Markdown(elem_id="dataset-status")
-    matrices = gr.Plot(label="Confusion matrices (rows: true class, columns: predicted)", elem_id="confusion-plot")
+    matrices = gr.Plot(show_label=False, elem_id="confusion-plot")
     gr.Markdown("**Choose a cell** — click it in the table, or pick model / true / predicted class — to see "
                 "those faces with their explanations.")
     with gr.Row():

@@ -1,0 +1,72 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (upload → comparison, and the
+webcam tab fed by Chromium's fake camera from a face video)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from app_fixtures import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, app_url, requires_chromium, write_fake_camera_video  # noqa: F401
+
+os.environ.setdefault("FER_APP_MODELS", "patt_lite,ddamfn")
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from hub_models import FER2013_LABELS  # noqa: E402
+
+pytestmark = [pytest.mark.browser, requires_chromium]
+LABELS = re.compile("|".join(FER2013_LABELS))
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """One Chromium for the module; its fake camera plays a clip made from an example photo."""
+    video = write_fake_camera_video(EXAMPLES / "eileen_collins.jpg", tmp_path_factory.mktemp("camera") / "face.y4m")
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, app_url):  # noqa: F811
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#analyze-btn").wait_for(state="visible", timeout=60_000)
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_upload_compare_shows_labels_and_overlays(page, tmp_path):
+    page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "grace_hopper.jpg"))
+    page.locator("#input-image img").first.wait_for(state="visible")
+    page.locator("#analyze-btn").click()
+    for slot in (0, 1):
+        expect(page.locator(f"#model-{slot}-label .output-class")).to_have_text(LABELS, timeout=120_000)
+        page.locator(f"#model-{slot}-cam img").first.wait_for(state="visible")
+        page.locator(f"#model-{slot}-native img").first.wait_for(state="visible")
+    expect(page.locator("#model-0-head")).to_contain_text("patt_lite")
+    expect(page.locator("#model-1-head")).to_contain_text("untrained")
+    expect(page.locator("#model-2-head")).to_be_hidden()
+    expect(page.locator("#status")).to_contain_text("1 face analysed")
+    page.locator("#faces-image img").first.wait_for(state="visible")
+    page.locator("#regions-plot img").first.wait_for(state="visible")
+    expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=120_000)
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+
+def test_webcam_stream_with_fake_camera(page, tmp_path):
+    page.get_by_role("tab", name="Webcam (live)").click()
+    page.get_by_text("Click to Access Webcam").locator("visible=true").first.click()
+    page.locator("#webcam-input").get_by_role("button", name=re.compile("record|capture", re.I)).first.click()
+    page.locator("#live-output img").first.wait_for(state="visible", timeout=120_000)
+    expect(page.locator("#live-summary")).to_contain_text("patt_lite", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "webcam.png"), full_page=True)
