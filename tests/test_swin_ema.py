@@ -91,6 +91,15 @@ def test_swin_stages_compute_exactly_what_timm_swin_computes() -> None:
         torch.testing.assert_close(ours(x).logits, reference(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("use_spst", "use_ema"), [(False, False), (False, True), (True, False), (True, True)])
+def test_small_forward_backward_trains_every_parameter(use_spst: bool, use_ema: bool) -> None:
+    model = SwinEmaForImageClassification(SwinEmaConfig(use_spst=use_spst, use_ema=use_ema, **SMALL)).train()
+    out = model(torch.randn(2, 3, 64, 64), labels=torch.tensor([1, 4]), output_attentions=True)
+    out.loss.backward()
+    assert out.logits.shape == (2, 7) and len(out.attentions) == len(model.attention_names())
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+
+
 def test_native_attention_maps_shapes_and_meaning() -> None:
     torch.manual_seed(0)
     model = SwinEmaForImageClassification(SwinEmaConfig(**SMALL)).eval()
