@@ -103,7 +103,7 @@ class VggBackbone(nn.Module):
             nn.Linear(VGG_HIDDEN, VGG_HIDDEN), make_activation(config),
         )
         self.out_features = VGG_HIDDEN
-        self.cam_target = stages[CAM_STRIDE.bit_length() - 1]  # stage i runs at stride 2**i
+        self.cam_stage = CAM_STRIDE.bit_length() - 1  # stage i runs at stride 2**i
         self.attention_names = ("conv5",) if self.attention.attention is not None else ()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -112,6 +112,9 @@ class VggBackbone(nn.Module):
         maps: list[torch.Tensor] = []
         x = x + self.attention(x, maps)
         return self.head(x), maps
+
+    def cam_target(self) -> nn.Module:
+        return self.stages[self.cam_stage]
 
 
 class BottleneckV1(nn.Module):
@@ -203,7 +206,7 @@ class ResNetBackbone(nn.Module):
                     block = BottleneckV1(channels, width, stride, size, config)
                 stride_so_far *= stride
                 if stride_so_far <= CAM_STRIDE:
-                    self.cam_target = block
+                    self.cam_block = len(self.blocks)
                 channels, size = block.out_channels, block.out_size
                 self.blocks.append(block)
                 names.append(f"conv{stage + 2}.{index}")
@@ -218,6 +221,9 @@ class ResNetBackbone(nn.Module):
         for block in self.blocks:
             x = block(x, maps)
         return self.final(x).mean(dim=(2, 3)), maps
+
+    def cam_target(self) -> nn.Module:
+        return self.blocks[self.cam_block]
 
 
 class AttentionCnnPreTrainedModel(FerPreTrainedModel):
@@ -247,7 +253,7 @@ class AttentionCnnForImageClassification(AttentionCnnPreTrainedModel):
         return ImageClassifierOutput(loss=loss, logits=logits, attentions=tuple(maps) if output_attentions else None)
 
     def cam_target_layers(self) -> list[nn.Module]:
-        return [self.backbone.cam_target]
+        return [self.backbone.cam_target()]
 
     def attention_names(self) -> tuple[str, ...]:
         return self.backbone.attention_names
