@@ -18,6 +18,8 @@ from .model_choice import POOL, parse_choice
 
 TILE = 176
 CAPTION = 22
+# Webcam faces are large, and detection cost grows with pixels: frames are analysed at this width.
+LIVE_WIDTH = 320
 
 
 def live_frame(frame: np.ndarray | None, models: list[str] | str | None, method: str | None,
@@ -26,6 +28,9 @@ def live_frame(frame: np.ndarray | None, models: list[str] | str | None, method:
     that raised would stop, so problems are reported in the summary instead."""
     if frame is None:
         return None, ""
+    if frame.shape[1] > LIVE_WIDTH:
+        height = round(frame.shape[0] * LIVE_WIDTH / frame.shape[1])
+        frame = cv2.resize(frame, (LIVE_WIDTH, height), interpolation=cv2.INTER_AREA)
     try:
         workbench = POOL.workbench(parse_choice(models))
         with POOL.using(workbench.models):

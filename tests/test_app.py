@@ -80,8 +80,13 @@ def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
         assert any(name.startswith("face1/") and name.endswith("cam_gradcam.npy") for name in names)
 
 
-def test_chosen_class_and_method(client):
-    out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=["patt_lite"], method="layercam", target="surprise")
+def test_chosen_class_method_and_a_local_folder_model(client, tmp_path):
+    import hub_models
+
+    folder = tmp_path / "my-patt-lite"
+    hub_models.create_model("patt_lite").save_pretrained(folder)
+    out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=[str(folder)], method="layercam", target="surprise")
+    assert out[3].startswith("### my-patt-lite") and "untrained" not in out[3]  # a saved folder counts as trained
     assert out[4]["label"] == "surprise" or "maps explain **surprise**" in out[3]
     assert Image.open(out[5]).size[0] > 224
 
@@ -139,6 +144,18 @@ def test_dataset_endpoints(client):
     assert 1 <= len(faces) <= min(12, counts[row, column])
     assert client.predict("patt_lite", api_name="/dataset_table")["data"] == table["data"]
     assert client.predict("patt_lite", api_name="/dataset_pick_cell") is not None  # no click: pickers stay
+
+
+def test_clicking_a_confusion_cell_picks_its_classes():
+    import gradio as gr
+
+    from spaces.dataset_view import DatasetRun, pick_cell
+
+    run = DatasetRun("fer2013", FER2013_LABELS, np.zeros((2, 48, 48), np.uint8), np.array([3, 4]),
+                     {"m": np.array([3, 6])}, {"m": "patt_lite"})
+    assert pick_cell(run, "m", gr.SelectData(None, {"index": [4, 7], "value": 1})) == ("sad", "neutral")
+    true_class, unchanged = pick_cell(run, "m", gr.SelectData(None, {"index": [2, 0], "value": "fear"}))
+    assert true_class == "fear" and unchanged == gr.update()
 
 
 def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
