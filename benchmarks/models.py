@@ -2,6 +2,7 @@
 
     nice -n 10 python benchmarks/models.py --threads 2                # every non-Keras-layout variant
     python benchmarks/models.py --variants 'patt_lite*' ddamfn --runs 30
+    python benchmarks/models.py --variants 'resnet50_*' --keras      # with the Keras-layout variants
 
 Per variant: parameters, MACs of one image (``torch.utils.flop_counter``; MACs = FLOPs / 2, counting
 conv/linear/matmul as the spec does), latency at batch 1 (median of ``--runs`` calls after warm-up)
@@ -24,10 +25,11 @@ from hub_models.counting import parameter_count
 from hub_models.variants import VARIANTS, create_variant
 
 
-def select(patterns: list[str] | None) -> list[str]:
-    if not patterns:
-        return [name for name in VARIANTS if not name.endswith("_keras")]
-    chosen = [name for name in VARIANTS if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+def select(patterns: list[str] | None, keras: bool) -> list[str]:
+    """Variants matching any pattern; the Keras-layout attention CNNs only with ``keras`` (their
+    compute equals the corrected ones')."""
+    names = [name for name in VARIANTS if keras or not name.endswith("_keras")]
+    chosen = [name for name in names if not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)]
     if not chosen:
         raise SystemExit(f"no variant matches {patterns}; known variants: {', '.join(VARIANTS)}")
     return chosen
@@ -61,7 +63,8 @@ def measure(name: str, runs: int, batch: int, batch_runs: int, warmup: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="*", help="names or shell patterns (default: all but *_keras)")
+    parser.add_argument("--variants", nargs="*", help="names or shell patterns (default: all)")
+    parser.add_argument("--keras", action="store_true", help="include the *_keras attention-CNN variants")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 calls (≥ 20 for the README)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -70,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    for name in select(args.variants):
+    for name in select(args.variants, args.keras):
         rows.append(measure(name, args.runs, args.batch, args.batch_runs, args.warmup))
         print(f"measured {name}", flush=True, file=sys.stderr)
     header = list(rows[0])

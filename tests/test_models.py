@@ -27,6 +27,7 @@ import hub_models
 from hub_models.attention_cnn.configuration_attention_cnn import BACKBONES
 from hub_models.counting import executed_parameter_count, keras_parameter_count, parameter_count
 from hub_models.ddamfn import dda_attention_loss
+from hub_models.model_cards import architecture_section
 from hub_models.shared.fer_layers import eca_kernel_size
 from hub_models.variants import VARIANTS, create_variant
 
@@ -307,3 +308,12 @@ def test_saved_folders_load_as_remote_code_without_the_package(saved, tmp_path) 
         assert result["module"].startswith("transformers_modules."), folder
         # another process may pick other CPU kernels: equal up to float rounding
         torch.testing.assert_close(torch.tensor(result["logits"]), expected[folder], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,says", [
+    ("patt_lite", "**corrected**"), ("patt_lite_faithful", "**faithful**"),
+    ("resnet50_eca", "**corrected**"), ("resnet50_eca_keras", "**faithful Keras layout**"), ("ddamfn", "4,105,999"),
+])
+def test_model_card_section_states_the_variant(name: str, says: str) -> None:
+    section = architecture_section(on_meta(name))
+    assert section.startswith("## Architecture") and says in section

@@ -1,0 +1,68 @@
+"""The architecture part of a model card: which paper, which variant (corrected or faithful to the
+published code) and what that changes. `training.model_card` writes the rest (data, metrics).
+
+Each architecture adds one function to `ARCHITECTURE_SECTIONS`, keyed by its ``model_type``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .counting import keras_parameter_count, parameter_count
+from .shared.fer_base import FerConfig
+
+
+def _patt_lite(config: FerConfig) -> list[str]:
+    if config.classifier_attention == "batch":
+        variant = ("**faithful** (`classifier_attention='batch'`): the notebook's Keras `Attention` on B×32 "
+                   "tensors, so every image attends to the *other images of its batch*; a prediction depends "
+                   "on the batch it is in (and at batch size 1 the attention does nothing). Evaluate it at "
+                   "the batch size it was trained with.")
+    else:
+        variant = ("**corrected** (`classifier_attention='patch'`, default): the classifier attends over the "
+                   "four 2×2 patch tokens of each image, so predictions do not depend on the batch. Same "
+                   "parameters as the notebook's layout.")
+    return ["PAtt-Lite (Ngwe et al., IEEE Access 2024; spec §3): MobileNetV1 cut after the block-9 "
+            "depthwise conv, patch extraction to a 2×2 grid, attention classifier.", f"- variant: {variant}",
+            f"- input {config.image_size} px (paper: 224); Grad-CAM layer `backbone.conv_dw_9`."]
+
+
+def _ddamfn(config: FerConfig) -> list[str]:
+    return ["DDAMFN (Zhang et al., Electronics 2023; spec §4): MixedFeatureNet backbone, "
+            f"{config.num_heads} dual-direction attention heads fused by an element-wise max, GDConv head; "
+            f"training loss CE + {config.attention_loss_weight}·attention-diversity loss.",
+            "- variant: faithful to the authors' code; modules their code defines but never runs are left "
+            "out, so the parameters equal the paper's executed count (4,105,999 at 7 classes, 112 px). "
+            "Loading the authors' `.pth` checkpoints would need a key mapping.",
+            "- Grad-CAM layer `features.conv_6_sep` (the authors' choice)."]
+
+
+def _attention_cnn(config: FerConfig) -> list[str]:
+    if config.keras_layout:
+        variant = ("**faithful Keras layout** (`keras_layout=True`): BatchNorm over the image-height axis "
+                   "and ECA as one scalar gate with k·C weights and the log₂C + ½ kernel, as in the published "
+                   "code; reproduces the published parameter counts; the BN ties it to its input size.")
+    else:
+        variant = ("**corrected** (`keras_layout=False`, default): BatchNorm over channels and ECA as a "
+                   "per-channel gate with the paper's kernel rule. Parameter counts therefore differ from the "
+                   "published table (BN holds 4·C instead of 4·H numbers; ECA k instead of k·C weights).")
+    return [f"Attention CNN (Miskow & Altahhan, ICONIP 2022; spec §2): `{config.backbone}` with "
+            f"`{config.attention}` attention and {config.hidden_act.upper()} activations.",
+            f"- variant: {variant}"]
+
+
+ARCHITECTURE_SECTIONS: dict[str, Callable[[FerConfig], list[str]]] = {
+    "patt_lite": _patt_lite,
+    "ddamfn": _ddamfn,
+    "attention_cnn": _attention_cnn,
+}
+
+
+def architecture_section(model) -> str:
+    """Markdown for a card's "Architecture" section (empty for architectures without an entry)."""
+    describe = ARCHITECTURE_SECTIONS.get(model.config.model_type)
+    if describe is None:
+        return ""
+    counts = (f"- parameters: {parameter_count(model):,} (Keras-style count with BN statistics: "
+              f"{keras_parameter_count(model):,})")
+    return "\n".join(["## Architecture", "", *describe(model.config), counts]) + "\n"
