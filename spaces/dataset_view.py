@@ -105,7 +105,8 @@ def model_table(run: DatasetRun | None, model: str | None) -> pd.DataFrame | Non
     return table
 
 
-def pick_cell(run: DatasetRun | None, model: str | None, event: gr.SelectData | None = None) -> tuple[Any, Any]:
+# Gradio injects the click only for a bare `gr.SelectData` annotation; API calls carry no click (None).
+def pick_cell(run: DatasetRun | None, model: str | None, event: gr.SelectData = None) -> tuple[Any, Any]:
     """A click on a count → that cell's true and predicted class."""
     if run is None or event is None or not isinstance(event.index, (list, tuple)):
         return gr.update(), gr.update()

@@ -63,6 +63,28 @@ def test_upload_compare_shows_labels_and_overlays(page, tmp_path):
     assert (tmp_path / "compare.png").stat().st_size > 10_000
 
 
+def test_dataset_tab_cell_click_shows_faces(page):
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    page.get_by_role("tab", name="Dataset").click()
+    size = page.locator("#dataset-size input[type=number]")
+    size.fill("32")
+    size.press("Enter")
+    page.locator("#dataset-btn").click()
+    expect(page.locator("#dataset-status")).to_contain_text("32 FER2013 PrivateTest images", timeout=120_000)
+    page.locator("#confusion-plot img").first.wait_for(state="visible")
+    cells = page.locator("#confusion-table [data-testid^='cell-']:not([data-col='0'])")
+    counts = [int(text) for text in cells.all_inner_texts()]
+    nonzero = cells.nth(next(i for i, count in enumerate(counts) if count > 0))
+    nonzero.click()
+    expect(page.locator("#cell-true input")).not_to_have_value("", timeout=30_000)
+    page.locator("#cell-gallery img").first.wait_for(state="visible", timeout=120_000)
+
+
 def test_webcam_stream_with_fake_camera(page, tmp_path):
     page.get_by_role("tab", name="Webcam (live)").click()
     page.get_by_text("Click to Access Webcam").locator("visible=true").first.click()
