@@ -94,7 +94,7 @@ def test_every_pixel_mode_becomes_rgb_uint8(mode: str) -> None:
     base = Image.fromarray(gradient())
     image = base.convert("I;16") if mode == "I;16" else base.convert(mode)
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
     fmt = "JPEG" if mode == "CMYK" else "PNG"
     loaded = load_image(encoded(image, fmt))
     assert loaded.rgb.dtype == np.uint8 and loaded.rgb.shape == (48, 64, 3)

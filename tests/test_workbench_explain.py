@@ -1,0 +1,217 @@
+"""Explanations: every method and native read-out for every architecture; maps that follow the
+target class and collapse when the weights are randomised; faithfulness on a hand-built case;
+regions, agreement, bundles, model loading and the activation analysis."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from tiny_fer_model import COLOURS, colour_model, one_torch_thread, tiny_model, two_squares  # noqa: F401 (fixture)
+
+import hub_models
+from workbench import (
+    FAST_METHODS,
+    METHODS,
+    BundleExistsError,
+    ModelLoadError,
+    Workbench,
+    cams,
+    load_model,
+)
+from workbench.faces import template_points
+from workbench.faithfulness import curve_auc, faithfulness_scores
+from workbench.regions import agreement, region_masks, region_shares
+
+GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam")
+# Small configurations so every architecture runs in about a second (test-only knowledge).
+SMALL = {
+    "patt_lite": {"image_size": 64},
+    "ddamfn": {"image_size": 64},
+    "swin_ema": {"image_size": 64, "window_size": 2, "embed_dim": 16, "depths": (2, 2, 2, 2),
+                 "num_heads": (1, 2, 2, 4), "spst_dim": 32, "spst_num_heads": 4, "spst_depth": 1,
+                 "drop_path_rate": 0.0},
+    "cf_dan": {"backbone_depths": (1, 1, 1), "backbone_widths": (8, 16, 32), "hidden_size": 32, "num_layers": 2,
+               "num_groups": 4, "spatial_heads": 2, "gate_reduction": 2, "image_size": 32},
+}
+FACE = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+
+
+def check_map(heatmap: np.ndarray, size: int) -> None:
+    assert heatmap.shape == (size, size) and heatmap.dtype == np.float32
+    assert np.isfinite(heatmap).all() and heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+
+
+def test_every_method_returns_a_face_sized_map_in_unit_range() -> None:
+    result = Workbench([tiny_model()]).analyze(FACE, methods=list(METHODS), assume_face=True, faithfulness=False)
+    analysis = next(iter(result.faces[0].models.values()))
+    assert set(analysis.cams) == set(METHODS)
+    for heatmap in analysis.cams.values():
+        check_map(heatmap, 32)
+    assert analysis.native["spatial"].shape == (32, 32) and analysis.native["groups"].shape == (32, 32)
+    assert analysis.native["gate"].shape == (16,)
+    assert math.isclose(sum(analysis.probabilities.values()), 1.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", sorted(hub_models.ARCHITECTURES))
+def test_every_architecture_explains_through_the_protocol(architecture: str) -> None:
+    torch.manual_seed(0)
+    loaded = load_model(architecture, **SMALL.get(architecture, {}))
+    assert loaded.trained is False and loaded.source == "architecture"
+    result = Workbench([loaded]).analyze(FACE, methods=list(FAST_METHODS), assume_face=True, faithfulness=["gradcam"])
+    analysis = result.faces[0].models[architecture]
+    size = loaded.config.image_size
+    assert analysis.face.shape == (size, size, 3)
+    assert set(analysis.cams) == set(FAST_METHODS)
+    for heatmap in analysis.cams.values():
+        check_map(heatmap, size)
+    assert len(analysis.native) == len(loaded.model.attention_names()) > 0
+    for name, values in analysis.native.items():
+        if values.ndim == 2:
+            check_map(values, size)
+            assert name in analysis.agreement and name in analysis.regions
+        else:
+            assert values.ndim == 1 and np.isfinite(values).all()
+    assert list(analysis.faithfulness) == ["gradcam"]
+    assert all(0.0 <= value <= 1.0 for value in analysis.faithfulness["gradcam"].values())
+
+
+def test_maps_follow_the_target_class() -> None:
+    image, red, green = two_squares()
+    model = colour_model()
+    for target, inside, outside in ((0, red, green), (1, green, red)):
+        maps = cams.explain(model, image, GRADIENT_METHODS, target).maps
+        for method, heatmap in maps.items():
+            share_in, share_out = (heatmap[m.numpy()].sum() / heatmap.sum() for m in (inside, outside))
+            assert share_in > 0.6 and share_out < 0.05, (method, COLOURS[target], share_in, share_out)
+
+
+def test_maps_collapse_under_cascading_randomisation() -> None:
+    """Adebayo et al. 2018: re-initialise layers from the top down; a map that explains the model
+    must stop resembling the trained model's map (mean Spearman over seeds)."""
+    image, _, _ = two_squares()
+    reference = cams.explain(colour_model(), image, GRADIENT_METHODS, 0).maps
+    similarity = {method: [] for method in GRADIENT_METHODS}
+    for seed in range(3):
+        model = colour_model()
+        torch.manual_seed(seed)
+        for layer in (model.classifier, model.features[0], model.stem[2], model.stem[0]):
+            layer.reset_parameters()
+        randomised = cams.explain(model, image, GRADIENT_METHODS, 0).maps
+        for method in GRADIENT_METHODS:
+            rho = spearmanr(reference[method].ravel(), randomised[method].ravel())[0]
+            similarity[method].append(0.0 if np.isnan(rho) else rho)  # a constant map kept nothing
+    for method, values in similarity.items():
+        assert np.mean(values) < 0.5, (method, values)
+
+
+def test_target_by_label_name_and_unknown_labels() -> None:
+    image, _, _ = two_squares()
+    face = np.uint8(np.clip((image[0].permute(1, 2, 0).numpy() * 0.5 + 0.5) * 255, 0, 255))
+    workbench = Workbench([colour_model()])
+    analysis = next(iter(workbench.analyze(face, target="green", assume_face=True).faces[0].models.values()))
+    assert analysis.target == "green"
+    analysis = next(iter(workbench.analyze(face, target="contempt", assume_face=True).faces[0].models.values()))
+    assert analysis.target == analysis.predicted and "contempt" in analysis.notes[0]
+    with pytest.raises(ValueError, match="out of range"):
+        workbench.analyze(face, target=7, assume_face=True)
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        workbench.analyze(face, methods=["gradcam", "magiccam"], assume_face=True)
+
+
+def region_probability(batch: torch.Tensor) -> torch.Tensor:
+    """p(class 0) = share of the top-left quadrant still bright: an exactly known model."""
+    p = batch[:, 0, :16, :16].clamp(0, 1).mean(dim=(1, 2)).clamp(1e-6, 1 - 1e-6)
+    return torch.stack([p.log(), (1 - p).log()], dim=1)
+
+
+def test_faithfulness_on_a_hand_built_case() -> None:
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, :16, :16] = 1.0
+    perfect = np.zeros((32, 32), np.float32)
+    perfect[:16, :16] = 1.0
+    good = faithfulness_scores(region_probability, image, perfect, 0)
+    bad = faithfulness_scores(region_probability, image, 1.0 - perfect, 0)
+    # Deletion removes the quadrant (a quarter of the pixels) in the first 4 of 16 steps.
+    assert good["deletion_auc"] == pytest.approx(0.125, abs=1e-6)
+    assert bad["deletion_auc"] == pytest.approx(0.875, abs=1e-6)
+    # Insertion starts from a blurred image, which keeps part of the quadrant's brightness.
+    assert 0.875 - 1e-6 <= good["insertion_auc"] <= 1.0 and bad["insertion_auc"] < good["insertion_auc"] - 0.05
+    assert good["road_morf"] < 0.4 < bad["road_morf"]
+    assert good["road_lerf"] > 0.9 > bad["road_lerf"]
+    assert curve_auc(np.array([1.0, 0.0])) == 0.5
+
+
+def test_regions_follow_the_landmarks() -> None:
+    landmarks = template_points("arcface", 112)
+    masks = region_masks(landmarks, (112, 112))
+    stacked = np.stack(list(masks.values()))
+    assert (stacked.sum(axis=0) == 1).all(), "regions must partition the face"
+    for name, point in (("eyes", landmarks[0]), ("eyes", landmarks[1]), ("nose", landmarks[2]),
+                        ("mouth", (landmarks[3] + landmarks[4]) / 2)):
+        assert masks[name][round(point[1]), round(point[0])], name
+    ys, xs = np.mgrid[0:112, 0:112]
+    mouth = (landmarks[3] + landmarks[4]) / 2
+    blob = np.exp(-((xs - mouth[0]) ** 2 + (ys - mouth[1]) ** 2) / (2 * 6.0 ** 2))
+    shares = region_shares(blob, masks)
+    assert max(shares, key=shares.get) == "mouth" and sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_agreement_is_a_correlation() -> None:
+    ramp = np.linspace(0, 1, 64).reshape(8, 8)
+    assert agreement(ramp, ramp) == pytest.approx(1.0)
+    assert agreement(ramp, 1 - ramp) == pytest.approx(-1.0)
+    assert math.isnan(agreement(ramp, np.zeros_like(ramp)))
+
+
+def test_bundle_is_written_once_and_never_overwritten(tmp_path) -> None:
+    result = Workbench([tiny_model()]).analyze(FACE, methods=["gradcam"], assume_face=True)
+    bundle = result.save(tmp_path / "bundle")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["input"]["sha256"] == result.input["sha256"]
+    assert {"torch", "transformers", "grad-cam"} <= set(manifest["packages"])
+    model_entry = next(iter(manifest["models"].values()))
+    assert model_entry["label_map"]["0"] == "angry" and model_entry["preprocessing"]["image_size"] == 32
+    files = next(iter(manifest["faces"][0]["models"].values()))["files"]
+    assert all((bundle / name).is_file() for name in files)
+    assert np.load(bundle / "face0" / "TinyFerForImageClassification" / "cam_gradcam.npy").shape == (32, 32)
+    before = (bundle / "manifest.json").read_bytes()
+    with pytest.raises(BundleExistsError, match="already exists"):
+        result.save(bundle)
+    assert (bundle / "manifest.json").read_bytes() == before
+    assert result.save(bundle, overwrite=True) == bundle
+
+
+def test_model_specs_load_or_fail_by_name(tmp_path, monkeypatch) -> None:
+    with pytest.raises(ModelLoadError, match=r"'no_such_architecture'.*patt_lite"):
+        load_model("no_such_architecture")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelLoadError, match="'nobody/no-such-fer-model'"):
+        load_model("nobody/no-such-fer-model")
+    hub_models.create_model("patt_lite", image_size=64).save_pretrained(tmp_path / "saved")
+    loaded = load_model(tmp_path / "saved")
+    assert loaded.source == "folder" and loaded.trained and loaded.revision.startswith("sha256:")
+    with pytest.raises(ModelLoadError, match="not a saved model"):
+        load_model(tmp_path)
+
+
+
+def test_activation_curves_show_c2_smoothness_and_relu_kinks() -> None:
+    from workbench import activations
+
+    grid = np.linspace(-3, 3, 1201)
+    curves = activations.curves(grid)
+    assert set(curves) == {"x", "c2_prelu", "c2_sigmoid", "sigmoid", "tanh", "elu", "relu"}
+    np.testing.assert_allclose(curves["sigmoid"]["d1"], curves["sigmoid"]["value"] * (1 - curves["sigmoid"]["value"]),
+                               atol=1e-9)
+    largest_jump = {name: max(np.abs(np.diff(curves[name][key])).max() for key in ("value", "d1", "d2"))
+                    for name in ("c2_prelu", "c2_sigmoid", "relu")}
+    assert largest_jump["c2_prelu"] < 0.05 and largest_jump["c2_sigmoid"] < 0.05  # C²: no jumps up to f″
+    assert largest_jump["relu"] >= 1.0  # f′ jumps from 0 to 1
+    costs = activations.cost(elements=20_000, repeats=1, threads=1)
+    assert set(costs) == set(curves) - {"x"} and all(value > 0 for value in costs.values())
