@@ -80,6 +80,17 @@ def test_every_architecture_explains_through_the_protocol(architecture: str) -> 
     assert all(0.0 <= value <= 1.0 for value in analysis.faithfulness["gradcam"].values())
 
 
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_short_backward_gives_the_library_s_exact_map(method: str) -> None:
+    """The engine restarts autograd at the target layer; the map must equal pytorch-grad-cam's own
+    full-graph result."""
+    model, image = tiny_model(3), torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    cam_class = cams.METHODS[method].cam_class
+    with cam_class(model=cams.LogitsOnly(model, False), target_layers=model.cam_target_layers()) as cam:
+        reference = cam(input_tensor=image, targets=[cams.ClassifierOutputTarget(2)])[0]
+    np.testing.assert_allclose(cams.explain(model, image, [method], 2).maps[method], reference, atol=1e-6)
+
+
 def test_maps_follow_the_target_class() -> None:
     image, red, green = two_squares()
     model = colour_model()

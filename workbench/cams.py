@@ -4,16 +4,26 @@ Why a wrapper: pytorch-grad-cam needs a module that returns a logits tensor (a t
 `ModelOutput` breaks it), and gradients enabled (no `inference_mode`). The wrapper also keeps
 the native attention tensors of its first forward, and the CAM call's logits are reused as the
 prediction, so one CAM costs exactly one forward (+ backward) and nothing else.
+
+Why the backward is short: gradient methods only need d(score)/d(target-layer output). With one
+target layer, the forward runs without autograd up to that layer and a hook restarts the graph
+at its output, so the backward covers only the head (not the whole backbone down to the input).
+Gradient-free methods (Eigen/Score/Ablation-CAM) run entirely without autograd.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytorch_grad_cam.ablation_cam
+import pytorch_grad_cam.score_cam
 import torch
+import tqdm
 from pytorch_grad_cam import (
     AblationCAM,
     EigenCAM,
@@ -24,7 +34,9 @@ from pytorch_grad_cam import (
     ScoreCAM,
     XGradCAM,
 )
+from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
@@ -50,6 +62,11 @@ METHODS: dict[str, CamMethod] = {m.name: m for m in (
 FAST_METHODS = tuple(name for name, method in METHODS.items() if not method.slow)
 SLOW_METHODS = tuple(name for name, method in METHODS.items() if method.slow)
 SLOW_BATCH_SIZE = 32
+
+# ScoreCAM/AblationCAM draw a tqdm bar per call: in an app that is log noise on every request.
+_SILENT_TQDM = types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))
+pytorch_grad_cam.score_cam.tqdm = _SILENT_TQDM
+pytorch_grad_cam.ablation_cam.tqdm = _SILENT_TQDM
 
 
 @dataclass
@@ -102,31 +119,66 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
             logits = wrapper(pixel_values)
         timings["forward"] = (time.perf_counter() - start) * 1000.0
         return CamRun({}, logits.detach(), wrapper.attentions, timings)
-    frozen = not any(p.requires_grad for p in model.parameters())
-    pixel_values = pixel_values.detach().requires_grad_(frozen)
+    pixel_values = pixel_values.detach()
     targets = None if target is None else [ClassifierOutputTarget(target)]
     maps: dict[str, np.ndarray] = {}
     logits = None
-    with torch.enable_grad():
-        for name in methods:
-            start = time.perf_counter()
-            maps[name], outputs = _run_one(METHODS[name], wrapper, model, pixel_values, targets)
-            timings[f"cam_{name}"] = (time.perf_counter() - start) * 1000.0
-            if logits is None:
-                logits = outputs.detach()
-                # Later methods explain the same class even if the first one picked it by argmax.
-                targets = [ClassifierOutputTarget(int(logits[0].argmax()))] if targets is None else targets
+    for name in methods:
+        start = time.perf_counter()
+        maps[name], outputs = _run_one(METHODS[name], wrapper, model, pixel_values, targets)
+        timings[f"cam_{name}"] = (time.perf_counter() - start) * 1000.0
+        if logits is None:
+            logits = outputs.detach()
+            # Later methods explain the same class even if the first one picked it by argmax.
+            targets = [ClassifierOutputTarget(int(logits[0].argmax()))] if targets is None else targets
     return CamRun(maps, logits, wrapper.attentions, timings)
+
+
+def _restart_graph(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Forward hook on the (single) target layer: the head from here on is recorded by autograd.
+    The clone makes the new graph start at a non-leaf, so in-place ops downstream stay legal."""
+    if not isinstance(output, torch.Tensor):
+        return None
+    torch.set_grad_enabled(True)
+    return output.detach().requires_grad_(True).clone()
 
 
 def _run_one(method: CamMethod, wrapper: LogitsOnly, model: nn.Module, pixel_values: torch.Tensor,
              targets: list[ClassifierOutputTarget] | None) -> tuple[np.ndarray, torch.Tensor]:
     reshape = getattr(model, "cam_reshape_transform", None)
-    with method.cam_class(model=wrapper, target_layers=list(model.cam_target_layers()),
-                          reshape_transform=reshape) as cam:
+    layers = list(model.cam_target_layers())
+    options = {}
+    if method.cam_class is AblationCAM:
+        # AblationCAM swaps the target layer for an ablating one that zeroes channels in the
+        # layer's own layout: dim 1 for B×C×H×W, the last dim for the channels-last outputs
+        # (tokens B×N×C, NHWC) that a cam_reshape_transform exists to convert.
+        options["ablation_layer"] = AblationLayerVit() if reshape is not None else AblationLayer()
+    gradient_free = method.cam_class in (EigenCAM, ScoreCAM, AblationCAM)
+    short_backward = not gradient_free and len(layers) == 1
+    # Registered before the CAM's own hooks, so they see the restarted output.
+    restart = layers[0].register_forward_hook(_restart_graph) if short_backward else None
+    cam = method.cam_class(model=wrapper, target_layers=layers, reshape_transform=reshape, **options)
+    # Not the `with` form: BaseCAM.__exit__ prints and swallows exceptions, hiding real errors.
+    try:
         if method.slow:
             cam.batch_size = SLOW_BATCH_SIZE
-        grayscale = cam(input_tensor=pixel_values, targets=targets)
+        with torch.no_grad() if gradient_free or short_backward else torch.enable_grad():
+            grayscale = cam(input_tensor=pixel_values, targets=targets)
         outputs = cam.outputs
+    finally:
+        cam.activations_and_grads.release()
+        if restart is not None:
+            restart.remove()
+        if "ablation_layer" in options:
+            _put_back(wrapper, options["ablation_layer"], layers)
     heatmap = np.nan_to_num(np.asarray(grayscale[0], dtype=np.float32), nan=0.0)
     return np.clip(heatmap, 0.0, 1.0), outputs
+
+
+def _put_back(wrapper: nn.Module, ablation_layer: nn.Module, layers: list[nn.Module]) -> None:
+    """AblationCAM restores the target layer only when it succeeds; after a failure the model
+    would keep the ablating layer for good, so make sure the original is back."""
+    present = {id(module) for module in wrapper.modules()}
+    for layer in layers:
+        if id(layer) not in present and id(ablation_layer) in present:
+            replace_layer_recursive(wrapper, ablation_layer, layer)
