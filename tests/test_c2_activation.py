@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from tiny_fer_model import one_torch_thread  # noqa: F401 (autouse fixture: 1 thread on shared cores)
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hub_models.shared.fer_layers import C2PReLU, C2Sigmoid, c2_prelu, c2_sigmoid

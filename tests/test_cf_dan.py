@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_fer_model import one_torch_thread  # noqa: F401 (autouse fixture: 1 thread on shared cores)
 
 from hub_models.cf_dan import CfDanConfig, CfDanForImageClassification
 from hub_models.cf_dan.modeling_cf_dan import upsample_tokens
