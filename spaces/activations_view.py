@@ -12,13 +12,14 @@ INTRO = ("### C² activations\nCF-DAN's C² functions are piecewise polynomials:
          "derivative like sigmoid/tanh/ELU, but with no exponential to compute. Move the sliders to reshape "
          "them; the cost table is measured on this machine's CPU.")
 # (key, label, minimum, maximum, default, step); keys are "<function>.<parameter>".
+FUNCTIONS = ("c2_prelu", "c2_sigmoid")
 PARAMETERS = [
-    ("c2_prelu.a", "C²-PReLU: blend half-width a", 0.1, 3.0, engine.C2_PRELU_DEFAULTS["a"], 0.05),
-    ("c2_prelu.alpha", "C²-PReLU: negative slope α", -0.5, 1.0, engine.C2_PRELU_DEFAULTS["alpha"], 0.05),
-    ("c2_prelu.beta", "C²-PReLU: positive slope β", 0.0, 2.0, engine.C2_PRELU_DEFAULTS["beta"], 0.05),
-    ("c2_sigmoid.a", "C²-sigmoid: half-width a", 0.5, 8.0, engine.C2_SIGMOID_DEFAULTS["a"], 0.1),
-    ("c2_sigmoid.s", "C²-sigmoid: shift s", -3.0, 3.0, engine.C2_SIGMOID_DEFAULTS["s"], 0.1),
-    ("c2_sigmoid.h", "C²-sigmoid: height h", 0.1, 2.0, engine.C2_SIGMOID_DEFAULTS["h"], 0.05),
+    ("c2_prelu.a", "C²-PReLU · blend half-width a", 0.1, 3.0, engine.C2_PRELU_DEFAULTS["a"], 0.05),
+    ("c2_prelu.alpha", "C²-PReLU · negative slope α", -0.5, 1.0, engine.C2_PRELU_DEFAULTS["alpha"], 0.05),
+    ("c2_prelu.beta", "C²-PReLU · positive slope β", 0.0, 2.0, engine.C2_PRELU_DEFAULTS["beta"], 0.05),
+    ("c2_sigmoid.a", "C²-sigmoid · half-width a", 0.5, 8.0, engine.C2_SIGMOID_DEFAULTS["a"], 0.1),
+    ("c2_sigmoid.s", "C²-sigmoid · shift s", -3.0, 3.0, engine.C2_SIGMOID_DEFAULTS["s"], 0.1),
+    ("c2_sigmoid.h", "C²-sigmoid · height h", 0.1, 2.0, engine.C2_SIGMOID_DEFAULTS["h"], 0.05),
 ]
 STYLE = {"c2_prelu": ("#d62728", "-"), "c2_sigmoid": ("#9467bd", "-"), "sigmoid": ("#1f77b4", "--"),
          "tanh": ("#2ca02c", "--"), "elu": ("#ff7f0e", ":"), "relu": ("#7f7f7f", ":")}
@@ -30,7 +31,7 @@ def activation_curves(*values: float) -> Figure:
     """Slider values (in PARAMETERS order) → value, f′ and f″ of every activation, side by side."""
     if len(values) != len(PARAMETERS):
         raise ValueError(f"expected {len(PARAMETERS)} parameter values, got {len(values)}")
-    params: dict[str, dict[str, float]] = {"c2_prelu": {}, "c2_sigmoid": {}}
+    params: dict[str, dict[str, float]] = {function: {} for function in FUNCTIONS}
     for (key, *_), value in zip(PARAMETERS, values, strict=True):
         function, name = key.split(".")
         params[function][name] = float(value)
@@ -40,6 +41,7 @@ def activation_curves(*values: float) -> Figure:
 
 def curve_figure(data: dict) -> Figure:
     figure = Figure(figsize=(12, 3.6), dpi=100, layout="constrained")
+    figure.suptitle("value, first and second derivative (autograd)", fontsize=10)
     x = data["x"]["value"]
     for index, (key, title) in enumerate(PANELS):
         axes = figure.add_subplot(1, len(PANELS), index + 1)
@@ -62,4 +64,4 @@ def cost_table() -> pd.DataFrame:
     relu = forward["relu"]
     return pd.DataFrame([{"activation": name, "forward ms / M elements": round(forward[name], 3),
                           "forward+backward ms / M": round(both[name], 3),
-                          "forward vs ReLU": f"{forward[name] / relu:.1f}×"} for name in forward])
+                          "forward vs ReLU": f"{forward[name] / relu:.2f}×"} for name in forward])

@@ -73,7 +73,7 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 label = gr.Label(num_top_classes=3, show_label=False, elem_id=f"model-{index}-label")
                 cam = gr.Image(type="numpy", format="png", interactive=False, show_label=True, height=300,
                                label="Class-activation map", elem_id=f"model-{index}-cam")
-                native = gr.Gallery(label="Native attention (r: correlation with the CAM)", columns=2, height=250,
+                native = gr.Gallery(label="Native attention", columns=2, height="auto",
                                     format="png", object_fit="contain", fit_columns=False,
                                     elem_id=f"model-{index}-native")
             columns.append(compare.ModelColumn(column, header, label, cam, native))
@@ -118,11 +118,14 @@ def _webcam_tab(models: gr.Dropdown) -> None:
 
 def _activations_tab(tab: gr.Tab) -> None:
     gr.Markdown(activations_view.INTRO)
-    with gr.Row():
-        sliders = [gr.Slider(minimum=low, maximum=high, value=value, step=step, label=label, min_width=180,
-                             elem_id="c2-" + key.replace(".", "-"))
-                   for key, label, low, high, value, step in activations_view.PARAMETERS]
-    curves = gr.Plot(label="Value, first and second derivative", elem_id="activation-curves")
+    sliders = []
+    for function in activations_view.FUNCTIONS:
+        with gr.Row():
+            sliders += [gr.Slider(minimum=low, maximum=high, value=value, step=step, label=label, min_width=200,
+                                  elem_id="c2-" + key.replace(".", "-"))
+                        for key, label, low, high, value, step in activations_view.PARAMETERS
+                        if key.startswith(function + ".")]
+    curves = gr.Plot(show_label=False, elem_id="activation-curves")
     with gr.Row():
         cost = gr.Dataframe(label="Measured CPU cost (median of 5 runs, 2 threads)", interactive=False,
                             elem_id="activation-cost")
@@ -157,7 +160,7 @@ def _dataset_tab(models: gr.Dropdown) -> None:
                          elem_id="confusion-table")
     show = gr.Button("Show faces", elem_id="cell-btn")
     gallery = gr.Gallery(label="Faces in the cell, with the CAM for the predicted class", columns=6,
-                         height="auto", format="png", elem_id="cell-gallery")
+                         height="auto", format="png", fit_columns=False, elem_id="cell-gallery")
 
     run.click(dataset_view.evaluate, inputs=[models, dataset, size],
               outputs=[state, status, matrices, model, true_class, predicted, table],

@@ -32,7 +32,7 @@ def chromium(tmp_path_factory):
 
 
 @pytest.fixture
-def page(chromium, app_url):  # noqa: F811
+def app_page(chromium, app_url):  # noqa: F811
     context = chromium.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     page = context.new_page()
     errors: list[str] = []
@@ -44,7 +44,8 @@ def page(chromium, app_url):  # noqa: F811
     assert not errors, f"JavaScript errors in the page: {errors}"
 
 
-def test_upload_compare_shows_labels_and_overlays(page, tmp_path):
+def test_upload_compare_shows_labels_and_overlays(app_page, tmp_path):
+    page = app_page
     page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "grace_hopper.jpg"))
     page.locator("#input-image img").first.wait_for(state="visible")
     page.locator("#analyze-btn").click()
@@ -63,7 +64,8 @@ def test_upload_compare_shows_labels_and_overlays(page, tmp_path):
     assert (tmp_path / "compare.png").stat().st_size > 10_000
 
 
-def test_dataset_tab_cell_click_shows_faces(page):
+def test_dataset_tab_cell_click_shows_faces(app_page):
+    page = app_page
     from training.data import DataError, default_data_dir, find_fer2013_csv
 
     try:
@@ -85,7 +87,8 @@ def test_dataset_tab_cell_click_shows_faces(page):
     page.locator("#cell-gallery img").first.wait_for(state="visible", timeout=120_000)
 
 
-def test_webcam_stream_with_fake_camera(page, tmp_path):
+def test_webcam_stream_with_fake_camera(app_page, tmp_path):
+    page = app_page
     page.get_by_role("tab", name="Webcam (live)").click()
     page.get_by_text("Click to Access Webcam").locator("visible=true").first.click()
     page.locator("#webcam-input").get_by_role("button", name=re.compile("record|capture", re.I)).first.click()
