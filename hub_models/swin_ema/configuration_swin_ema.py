@@ -44,8 +44,9 @@ class SwinEmaConfig(FerConfig):
         image_size: 224 by default. Every stage grid (image_size/4, /8, /16, /32) must be even
             before merging and divisible by its window (or no larger than it), so with window 7 the
             valid sizes are multiples of 224; smaller inputs need a smaller window, e.g.
-            ``image_size=64, window_size=2`` or ``image_size=112, window_size=7`` is invalid (3.5
-            px stage 4) — the config raises a ValueError naming the field.
+            ``image_size=64, window_size=2`` (maps 16, 8, 4, 2). ``image_size=112`` is invalid for
+            any window (its stage-3 map is 7×7, odd before the last merging). Invalid combinations
+            raise a ValueError naming the field.
     """
 
     model_type = "swin_ema"
