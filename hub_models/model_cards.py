@@ -51,10 +51,37 @@ def _attention_cnn(config: FerConfig) -> list[str]:
             f"- variant: {variant}"]
 
 
+def _swin_ema(config: FerConfig) -> list[str]:
+    parts = {(False, False): "Swin-T baseline", (False, True): "Swin-T + EMA", (True, False): "Swin-T + SPST",
+             (True, True): "Swin-T + SPST + EMA (the proposed model)"}
+    ema = f", EMA after stage {config.ema_stage}" if config.use_ema else ""
+    layer = "`spst.converter.conv` (512×7×7)" if config.use_spst else "`norm` over the 7×7 tokens"
+    return ["Lightweight Swin-T + SPST + EMA (Li et al., Opto-Electronic Engineering 2025; spec §5): Swin-T, "
+            "stage 4 replaced by SPST (SparseSwin's SparTa block), EMA on a post-merging map.",
+            f"- variant: {parts[(config.use_spst, config.use_ema)]}{ema}; the layout is the spec's "
+            "reconstruction (no public code), which reproduces all seven parameter counts of the paper's "
+            "Tables 1 and 5 exactly (at 224 px, 7 classes).",
+            f"- input {config.image_size} px (paper: 224); Grad-CAM layer {layer}."]
+
+
+def _cf_dan(config: FerConfig) -> list[str]:
+    distillation = (f"K/V distillation r={config.distill_ratio}" + (" with closed loop" if config.closed_loop else "")
+                    if config.use_distillation else "no distillation")
+    gates = "C²-sigmoid gates" if config.activation == "c2" else "sigmoid gates"
+    return ["CF-DAN (Zhang et al., Computational Visual Media 2024; spec §1): IR-50 stages 1–3, "
+            f"{config.num_layers} cross-fusion dual-attention blocks ({config.num_groups} groups).",
+            "- variant: **reconstruction** — no code or full text is public; every unsourced choice is a config "
+            "field marked GUESS (`hub_models/cf_dan/MODEL_CARD.md`). This one: "
+            f"{distillation}, {config.activation} FFN activation, {gates}.",
+            f"- input {config.image_size} px; Grad-CAM layer `norm` over the {config.grid}×{config.grid} tokens."]
+
+
 ARCHITECTURE_SECTIONS: dict[str, Callable[[FerConfig], list[str]]] = {
     "patt_lite": _patt_lite,
     "ddamfn": _ddamfn,
     "attention_cnn": _attention_cnn,
+    "swin_ema": _swin_ema,
+    "cf_dan": _cf_dan,
 }
 
 

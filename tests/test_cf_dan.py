@@ -101,3 +101,11 @@ def test_closed_loop_adds_the_upsampled_distilled_tokens_to_the_residual() -> No
 def test_invalid_configs_name_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"'{field}'"):
         CfDanConfig(**overrides)
+
+
+def test_model_card_section_says_reconstruction_and_variant() -> None:
+    from hub_models.model_cards import architecture_section
+
+    with torch.device("meta"):
+        section = architecture_section(CfDanForImageClassification(CfDanConfig(activation="elu")))
+    assert "**reconstruction**" in section and "elu FFN activation, sigmoid gates" in section

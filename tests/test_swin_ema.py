@@ -150,3 +150,13 @@ def test_spst_cam_target_is_the_converter_conv() -> None:
 def test_invalid_configs_name_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"'{field}'"):
         SwinEmaConfig(**overrides)
+
+
+def test_model_card_section_names_the_ablation() -> None:
+    from hub_models.model_cards import architecture_section
+
+    with torch.device("meta"):
+        proposed = architecture_section(SwinEmaForImageClassification(SwinEmaConfig()))
+        baseline = architecture_section(SwinEmaForImageClassification(SwinEmaConfig(use_spst=False, use_ema=False)))
+    assert "SPST + EMA (the proposed model), EMA after stage 2" in proposed and "23,186,739" in proposed
+    assert "Swin-T baseline" in baseline and "27,524,737" in baseline
