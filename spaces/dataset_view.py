@@ -105,12 +105,18 @@ def model_table(run: DatasetRun | None, model: str | None) -> pd.DataFrame | Non
     return table
 
 
-# Gradio injects the click only for a bare `gr.SelectData` annotation; API calls carry no click (None).
-def pick_cell(run: DatasetRun | None, model: str | None, event: gr.SelectData = None) -> tuple[Any, Any]:
-    """A click on a count → that cell's true and predicted class."""
-    if run is None or event is None or not isinstance(event.index, (list, tuple)):
+def pick_cell(run: DatasetRun | None, model: str | None, event: gr.EventData = None) -> tuple[Any, Any]:
+    """A click on a count → that cell's true and predicted class.
+
+    Annotated with the `gr.EventData` base rather than `gr.SelectData`: Gradio builds the
+    annotated class from the event's payload, and `SelectData` fails on the empty payload of an
+    API call, whereas this endpoint should answer it by leaving the pickers as they are.
+    """
+    click = getattr(event, "_data", None) or {}
+    index = click.get("index")
+    if run is None or not isinstance(index, (list, tuple)) or len(index) != 2:
         return gr.update(), gr.update()
-    row, column = event.index
+    row, column = index
     if column == 0:  # the row-name column
         return run.labels[row], gr.update()
     return run.labels[row], run.labels[column - 1]

@@ -73,8 +73,9 @@ def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
     assert other[2]["value"] == 1
     assert client.predict(1, api_name="/faithfulness_of_face")["data"]
 
-    archive = client.predict(api_name="/bundle")
-    with zipfile.ZipFile(archive) as bundle:
+    archive = client.predict(api_name="/bundle")  # an update that also shows the (hidden) file box
+    assert archive["visible"] is True
+    with zipfile.ZipFile(archive["value"]) as bundle:
         names = bundle.namelist()
         assert "manifest.json" in names and "faces.png" in names
         assert any(name.startswith("face1/") and name.endswith("cam_gradcam.npy") for name in names)
@@ -153,9 +154,10 @@ def test_clicking_a_confusion_cell_picks_its_classes():
 
     run = DatasetRun("fer2013", FER2013_LABELS, np.zeros((2, 48, 48), np.uint8), np.array([3, 4]),
                      {"m": np.array([3, 6])}, {"m": "patt_lite"})
-    assert pick_cell(run, "m", gr.SelectData(None, {"index": [4, 7], "value": 1})) == ("sad", "neutral")
-    true_class, unchanged = pick_cell(run, "m", gr.SelectData(None, {"index": [2, 0], "value": "fear"}))
+    assert pick_cell(run, "m", gr.EventData(None, {"index": [4, 7], "value": 1})) == ("sad", "neutral")
+    true_class, unchanged = pick_cell(run, "m", gr.EventData(None, {"index": [2, 0], "value": "fear"}))
     assert true_class == "fear" and unchanged == gr.update()
+    assert pick_cell(run, "m", gr.EventData(None, None)) == (gr.update(), gr.update())
 
 
 def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
