@@ -91,6 +91,17 @@ def test_short_backward_gives_the_library_s_exact_map(method: str) -> None:
     np.testing.assert_allclose(cams.explain(model, image, [method], 2).maps[method], reference, atol=1e-6)
 
 
+def test_torch_eigencam_is_the_library_projection_with_a_fixed_sign() -> None:
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    activations = np.maximum(np.random.default_rng(0).normal(size=(2, 16, 6, 6)), 0).astype(np.float32)
+    ours = cams.TorchEigenCAM.get_cam_image(None, None, None, None, activations, None, False)
+    library = get_2d_projection(activations)
+    np.testing.assert_allclose(np.abs(ours), np.abs(library), atol=1e-5)
+    for projection, acts in zip(ours, activations, strict=True):
+        assert (projection * acts.mean(axis=0)).sum() > 0
+
+
 def test_maps_follow_the_target_class() -> None:
     image, red, green = two_squares()
     model = colour_model()
