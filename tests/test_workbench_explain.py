@@ -237,3 +237,33 @@ def test_activation_curves_show_c2_smoothness_and_relu_kinks() -> None:
     assert largest_jump["relu"] >= 1.0  # f′ jumps from 0 to 1
     costs = activations.cost(elements=20_000, repeats=1, threads=1)
     assert set(costs) == set(curves) - {"x"} and all(value > 0 for value in costs.values())
+
+
+def test_small_crops_without_a_detectable_face_are_used_whole() -> None:
+    texture = np.random.default_rng(1).integers(90, 160, (48, 48), dtype=np.uint8)
+    result = Workbench([tiny_model()]).analyze(texture, faithfulness=False)
+    assert len(result.faces) == 1 and result.faces[0].whole_image
+    assert "whole image" in result.message
+    landscape = np.linspace([90, 140, 220], [40, 90, 30], 300)[:, None, :].repeat(400, axis=1).astype(np.uint8)
+    nothing = Workbench([tiny_model()]).analyze(landscape)
+    assert nothing.faces == [] and nothing.message == "no face found"
+
+
+def test_fer2013_crops_always_give_one_face() -> None:
+    import gzip
+    import itertools
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("FER_DATA_DIR", Path(__file__).resolve().parents[1] / "../shared/data"))
+    path = path / "fer2013" / "fer2013.csv.gz"
+    if not path.is_file():
+        pytest.skip(f"FER2013 not found at {path} (set FER_DATA_DIR)")
+    with gzip.open(path, "rt") as handle:
+        rows = [row.split(",") for row in itertools.islice(handle, 1, 5)]
+    crops = [np.array(pixels.split(), dtype=np.uint8).reshape(48, 48) for _, pixels, _ in rows]
+    workbench = Workbench([tiny_model()])
+    for crop in crops:
+        result = workbench.analyze(crop, faithfulness=False)
+        assert len(result.faces) == 1, result.message
+        assert result.faces[0].whole_image == ("whole image" in (result.message or ""))
