@@ -16,9 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.cli import run_cli
 from training.data import DATASETS, DataError, load_data
 from training.evaluation import evaluate_split
-from training.model_source import ModelSourceError, load_model
+from training.model_source import load_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,12 +66,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(argv)
-    except (DataError, ModelSourceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

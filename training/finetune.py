@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from training.cli import run_cli
 from training.data import DATASETS, DataError, FerData, load_data
 from training.evaluation import evaluate_split
 from training.inputs import AUGMENTATIONS, FaceDataset, ProcessorCollator, build_augmentation
 from training.model_card import write_model_card
-from training.model_source import LoadedModel, ModelSourceError, load_model, parse_overrides
+from training.model_source import LoadedModel, load_model, parse_overrides
 from training.recipes import SCHEDULES, Recipe, recipe_for
 from training.trainer import (
     FerTrainer,
@@ -93,18 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_output_dir(folder: Path, resume: bool, overwrite: bool) -> None:
-    """Never touch an existing result unless asked: --resume continues it, --overwrite replaces it."""
+def prepare_output_dir(folder: Path, resume: bool, overwrite: bool, main_process: bool = True) -> None:
+    """Never touch an existing result unless asked: --resume continues it, --overwrite replaces it.
+    Every process checks; only the main one changes the folder."""
     if resume:
         if not any((folder / CHECKPOINTS).glob("checkpoint-*")):
             raise DataError(f"--resume: no checkpoint to resume in {folder / CHECKPOINTS}")
         return
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        if not overwrite:
-            raise DataError(f"output directory {folder} already exists and is not empty; pass --overwrite to "
-                            "replace it or --resume to continue its last checkpoint")
-        shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+    occupied = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+    if occupied and not overwrite:
+        raise DataError(f"output directory {folder} already exists and is not empty; pass --overwrite to "
+                        "replace it or --resume to continue its last checkpoint")
+    if main_process:
+        if occupied:
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
@@ -185,7 +189,11 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
 def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command: str,
               callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train, pick the best epoch on validation, measure validation and test, write the Hub folder."""
-    prepare_output_dir(output_dir, args.resume, args.overwrite)
+    from accelerate import PartialState
+
+    processes = PartialState()  # one per device under `accelerate launch`
+    prepare_output_dir(output_dir, args.resume, args.overwrite, processes.is_main_process)
+    processes.wait_for_everyone()
     if args.threads:
         torch.set_num_threads(args.threads)
     set_seed(args.seed)
@@ -227,7 +235,8 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     best = trainer.state.best_metric
     best_epoch = next((e["epoch"] for e in trainer.state.log_history if e.get("eval_accuracy") == best), None)
     summary = {
-        "command": command, "model": loaded.source, "dataset": data.name, "output_dir": str(output_dir),
+        "command": command, "model": loaded.source, "initialisation": loaded.initialisation,
+        "dataset": data.name, "output_dir": str(output_dir),
         "wall_time_s": round(wall, 1), "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
         "global_step": trainer.state.global_step, "best_epoch": best_epoch,
@@ -310,12 +319,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(argv)
-    except (DataError, ModelSourceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

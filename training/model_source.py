@@ -94,7 +94,24 @@ def load_model(spec: str, overrides: dict[str, Any] | None = None, labels: Seque
                                   {**overrides, **label_maps(labels), "num_labels": len(labels),
                                    "ignore_mismatched_sizes": True})
     origin = f"from the weights of {spec}" + (" (new classifier head)" if new_head else "")
+    if kind == "folder":
+        origin += earlier_training(path)
     return LoadedModel(loaded, spec, kind, origin, new_head)
+
+
+def earlier_training(folder: Path) -> str:
+    """How a folder written by finetune.py was itself trained, so that a model card of a run
+    continued from it keeps the whole chain (the folder path alone means nothing to readers)."""
+    summary_path = folder / "run_summary.json"
+    if not summary_path.is_file():
+        return ""
+    summary = json.loads(summary_path.read_text())
+    before = summary.get("initialisation") or (
+        "from scratch (random initialisation)" if summary.get("model") in hub_models.ARCHITECTURES
+        else f"from {summary.get('model')}")
+    return (f"; that checkpoint was trained {before} with `{summary.get('command')}` "
+            f"({summary.get('global_step')} steps, {summary.get('wall_time_s', 0) / 60:.0f} min, best epoch "
+            f"{summary.get('best_epoch')})")
 
 
 def _from_pretrained(auto_class: Any, spec: str, kind: str, kwargs: dict[str, Any]) -> FerPreTrainedModel:
