@@ -10,8 +10,6 @@ otherwise draw a false dip into a function that is in fact C².
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +17,8 @@ import torch
 from torch.nn import functional as F
 
 from hub_models.shared.fer_layers import c2_prelu, c2_sigmoid
+
+from .timing import median_ms
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 C2_PRELU_DEFAULTS = {"a": 1.0, "alpha": 0.1, "beta": 1.0}
@@ -89,10 +89,4 @@ def _median_ms(function: Activation, data: torch.Tensor, repeats: int, backward:
             with torch.no_grad():
                 function(data)
 
-    run()  # warm-up: first-call allocations are not the activation's cost
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return median_ms(run, repeats)

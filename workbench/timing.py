@@ -1,0 +1,19 @@
+"""One way to time things, shared by the activation costs and the benchmark."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_ms(step: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `step` in milliseconds over `repeats` runs, after one warm-up run
+    (first-call allocations and lazy initialisation are not the step's cost)."""
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
