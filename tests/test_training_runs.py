@@ -209,3 +209,20 @@ def test_ckplus_all_folds_report_mean_and_std(tmp_path):
     assert summary["test_accuracy_mean"] == pytest.approx(np.mean(per_fold))
     assert summary["test_accuracy_std"] == pytest.approx(np.std(per_fold, ddof=1))
     assert json.loads((out / "cross_validation.json").read_text()) == summary
+
+
+def test_frozen_first_stage_keeps_the_backbone_then_trains_it(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "two-stage"
+    finetune.run(["--model", str(trained), "--dataset", "fer2013", "--limit", "32", "--batch-size", "16",
+                  "--epochs", "2", "--freeze-epochs", "1", "--threads", "1", "--output-dir", str(out)])
+    start = load_file(trained / "model.safetensors")
+    stage1 = load_file(out / "checkpoints" / "checkpoint-2" / "model.safetensors")
+    stage2 = load_file(out / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    backbone = [k for k in start if k.startswith("backbone.")]
+    head = [k for k in start if k.startswith("head.") and start[k].is_floating_point()]
+    assert backbone and all(torch.equal(start[k], stage1[k]) for k in backbone)  # weights and BN statistics
+    assert any(not torch.equal(start[k], stage1[k]) for k in head)
+    assert any(not torch.equal(stage1[k], stage2[k]) for k in backbone)
+    assert "`backbone` frozen" in (out / "README.md").read_text()

@@ -211,10 +211,11 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     all_callbacks = [LogFilesCallback(output_dir), *callbacks]
     if args.time_budget:
         all_callbacks.append(TimeBudgetCallback(args.time_budget))
-    if recipe.frozen_epochs:
-        all_callbacks.append(FrozenStageCallback(resolve_module(model, recipe.frozen_module), recipe.frozen_epochs))
+    frozen = resolve_module(model, recipe.frozen_module) if recipe.frozen_epochs else None
+    if frozen is not None:
+        all_callbacks.append(FrozenStageCallback(frozen, recipe.frozen_epochs))
     trainer = FerTrainer(
-        model=model, args=targs, recipe=recipe,
+        model=model, args=targs, recipe=recipe, frozen=frozen,
         train_dataset=FaceDataset(data.train, build_augmentation(recipe.augment)),
         eval_dataset=FaceDataset(data.validation),
         data_collator=ProcessorCollator(processor, channels_last), compute_metrics=compute_metrics,

@@ -40,33 +40,53 @@ def resolve_module(model: torch.nn.Module, dotted: str) -> torch.nn.Module:
 
 class FerTrainer(Trainer):
     """`Trainer` with the recipe's optimizer (Adam / AdamW / SGD) and its schedule evaluated per
-    fractional epoch, so StepLR-style paper schedules survive any batch size or resume."""
+    fractional epoch, so StepLR-style paper schedules survive any batch size or resume.
 
-    def __init__(self, *args: Any, recipe: Recipe, **kwargs: Any) -> None:
-        self.recipe = recipe
+    A two-stage recipe's frozen module gets its own parameter group whose learning rate is 0
+    during stage 1. (Switching ``requires_grad`` instead would break under DistributedDataParallel,
+    which registers the trainable parameters once, when it wraps the model.)
+    """
+
+    def __init__(self, *args: Any, recipe: Recipe, frozen: torch.nn.Module | None = None, **kwargs: Any) -> None:
+        self.recipe, self.frozen = recipe, frozen
         super().__init__(*args, **kwargs)
+        # FER models take **kwargs but return a per-batch mean loss: without this the Trainer
+        # assumes a token-count-normalised loss and multiplies it by the number of processes.
+        self.model_accepts_loss_kwargs = False
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
-            params = [p for p in (model or self.model).parameters()]
+            frozen = {id(p) for p in self.frozen.parameters()} if self.frozen is not None else set()
+            params = list((model or self.model).parameters())
+            groups = [{"params": [p for p in params if id(p) not in frozen]}]
+            if frozen:
+                groups.append({"params": [p for p in params if id(p) in frozen]})
             lr, wd = self.args.learning_rate, self.args.weight_decay
             if self.recipe.optimizer == "sgd":
-                self.optimizer = torch.optim.SGD(params, lr=lr, momentum=self.recipe.momentum, weight_decay=wd)
+                self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=self.recipe.momentum, weight_decay=wd)
             elif self.recipe.optimizer == "adam":
-                self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+                self.optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
             elif self.recipe.optimizer == "adamw":
-                self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+                self.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
             else:
                 raise ValueError(f"unknown optimizer {self.recipe.optimizer!r}; expected adam, adamw or sgd")
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
+            optimizer = optimizer or self.optimizer
             epochs = float(self.args.num_train_epochs)
             steps_per_epoch = max(num_training_steps / epochs, 1.0)
             recipe = self.recipe
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer or self.optimizer, lambda step: recipe.lr_factor(step / steps_per_epoch, epochs))
+
+            def trained(step: int) -> float:
+                return recipe.lr_factor(step / steps_per_epoch, epochs)
+
+            def frozen(step: int) -> float:
+                return 0.0 if step / steps_per_epoch < recipe.frozen_epochs else trained(step)
+
+            lambdas = [trained, frozen][: len(optimizer.param_groups)]
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
@@ -76,16 +96,14 @@ def _inference_mode_hook(module: torch.nn.Module, _inputs: Any) -> None:
 
 
 class FrozenStageCallback(TrainerCallback):
-    """Stage 1 of a two-stage recipe: the named module gets no gradients and runs in inference
-    mode (its BatchNorm statistics stay put) until `epochs` epochs are done."""
+    """Stage 1 of a two-stage recipe (its learning rate is 0, see `FerTrainer`): the frozen module
+    also runs in inference mode, so its BatchNorm statistics stay those of the trained weights."""
 
     def __init__(self, module: torch.nn.Module, epochs: int) -> None:
         self.module, self.epochs, self.hook = module, epochs, None
 
     def _apply(self, epoch: float) -> None:
         frozen = epoch < self.epochs
-        for param in self.module.parameters():
-            param.requires_grad_(not frozen)
         if frozen and self.hook is None:
             self.hook = self.module.register_forward_pre_hook(_inference_mode_hook)
         elif not frozen and self.hook is not None:
