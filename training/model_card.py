@@ -21,7 +21,7 @@ LIMITATIONS = """\
 - Accuracy differs between groups of people and between imaging conditions; these were not
   measured. Performance on faces unlike the training data (other ages, ethnicities, poses,
   occlusions, lighting, image sizes) is unknown.
-- The figures below are from one training run with the recipe shown, not the best of several runs.
+- The figures on this card are from one training run with the recipe shown, not the best of several runs.
 """
 
 DATASET_NOTES = {
