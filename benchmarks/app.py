@@ -124,7 +124,7 @@ def main() -> None:
     latency = upload_latency(models, args.repeats)
     print(f"\n| one upload, {len(models)} models ({', '.join(models)}), median of {args.repeats} | seconds |")
     print("|---|---:|")
-    print(f"| end to end through the app (upload, queue, analysis, PNG outputs) | {latency['http']:.2f} |")
+    print(f"| end to end through the app (upload, queue, analysis, image outputs) | {latency['http']:.2f} |")
     print(f"| analysis handler alone (detect, align, forward + Grad-CAM, native maps, regions) | "
           f"{latency['handler']:.2f} |")
     print(f"| faithfulness step shown after it (deletion, insertion, ROAD per map) | {latency['faithfulness']:.2f} |")
