@@ -194,3 +194,13 @@ def test_image_folder_unknown_class_and_corrupt_file(tmp_path):
 def test_unknown_augmentation_is_named():
     with pytest.raises(DataError, match=r"unknown augmentation.*blur"):
         build_augmentation(["flip", "blur"])
+
+
+def test_named_variants_and_config_overrides_build_the_model():
+    from training.model_source import load_model, parse_overrides
+
+    overrides = parse_overrides(["classifier_attention=batch", "hidden_size=16"])
+    loaded = load_model("patt_lite_112", overrides, labels=["a", "b", "c"])
+    config = loaded.model.config
+    assert (config.image_size, config.classifier_attention, config.hidden_size) == (112, "batch", 16)
+    assert config.id2label == {0: "a", 1: "b", 2: "c"} and loaded.source == "patt_lite_112"

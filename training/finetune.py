@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python training/finetune.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("model")
-    model.add_argument("--model", required=True, help="architecture name, saved folder, or Hub id (org/name)")
+    model.add_argument("--model", required=True,
+                       help="architecture or variant name (hub_models.variants), saved folder, or Hub id (org/name)")
     model.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                        help="config override for an architecture (repeatable; values parsed as JSON when possible)")
     model.add_argument("--image-size", type=int, help="input side in pixels (config image_size)")

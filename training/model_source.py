@@ -16,6 +16,7 @@ from typing import Any
 
 import hub_models
 from hub_models import FerPreTrainedModel
+from hub_models.variants import VARIANTS
 
 
 class ModelSourceError(ValueError):
@@ -61,11 +62,17 @@ def _is_hub_id(spec: str) -> bool:
 
 
 def load_model(spec: str, overrides: dict[str, Any] | None = None, labels: Sequence[str] | None = None) -> LoadedModel:
-    """Create or load the model named by `spec`. With `labels`, a loaded model whose label set
-    differs gets a new, freshly initialised classifier for those labels (fine-tuning)."""
+    """Create or load the model named by `spec` (architecture, named variant, folder or Hub id).
+    With `labels`, a loaded model whose label set differs gets a new, freshly initialised
+    classifier for those labels (fine-tuning)."""
     from transformers import AutoModelForImageClassification
 
     overrides = dict(overrides or {})
+    if spec in VARIANTS and spec not in hub_models.ARCHITECTURES:  # an architecture plus preset overrides
+        architecture, preset = VARIANTS[spec]
+        loaded = load_model(architecture, {**preset, **overrides}, labels)
+        loaded.source = spec
+        return loaded
     if spec in hub_models.ARCHITECTURES:
         if labels is not None:
             overrides.update(label_maps(labels))
@@ -85,8 +92,8 @@ def load_model(spec: str, overrides: dict[str, Any] | None = None, labels: Seque
         kind = "hub"
     else:
         known = ", ".join(sorted(hub_models.ARCHITECTURES)) or "none registered"
-        raise ModelSourceError(f"unknown model {spec!r}: not an architecture ({known}), not an existing folder, "
-                               "and not a Hub id of the form org/name")
+        raise ModelSourceError(f"unknown model {spec!r}: not an architecture ({known}), not a variant of "
+                               "hub_models.variants, not an existing folder, and not a Hub id of the form org/name")
     loaded = _from_pretrained(AutoModelForImageClassification, spec, kind, overrides)
     new_head = labels is not None and model_labels(loaded) != tuple(labels)
     if new_head:
