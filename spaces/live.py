@@ -6,6 +6,8 @@ faithfulness, regions or native read-outs, which need extra forwards.
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -28,6 +30,7 @@ def live_frame(frame: np.ndarray | None, models: list[str] | str | None, method:
     that raised would stop, so problems are reported in the summary instead."""
     if frame is None:
         return None, ""
+    start = time.perf_counter()
     if frame.shape[1] > LIVE_WIDTH:
         height = round(frame.shape[0] * LIVE_WIDTH / frame.shape[1])
         frame = cv2.resize(frame, (LIVE_WIDTH, height), interpolation=cv2.INTER_AREA)
@@ -46,7 +49,7 @@ def live_frame(frame: np.ndarray | None, models: list[str] | str | None, method:
     strip = np.concatenate([*tiles, colorbar_strip(TILE + CAPTION)], axis=1)
     summary = " · ".join(f"**{a.model_name}**: {a.predicted} {a.probabilities[a.predicted]:.0%}"
                          + ("" if trained.get(a.model_name, True) else " (untrained)") for a in analyses)
-    return strip, summary
+    return strip, f"{summary}  \n<small>{(time.perf_counter() - start) * 1000:.0f} ms for this frame</small>"
 
 
 def _tile(analysis: ModelAnalysis, trained: bool) -> np.ndarray:
