@@ -20,8 +20,7 @@ from training.data import DataError, FerData, default_data_dir, find_fer2013_csv
 from training.evaluation import label_index_map, predict_logits
 from training.inputs import FaceDataset
 from training.metrics import confusion_matrix
-from workbench.errors import WorkbenchError
-from workbench.visualise import overlay
+from workbench import WorkbenchError, overlay
 
 from .compare import DEFAULT_METHOD, friendly
 from .model_choice import POOL, parse_choice

@@ -11,9 +11,7 @@ import time
 import cv2
 import numpy as np
 
-from workbench.errors import WorkbenchError
-from workbench.result import ModelAnalysis
-from workbench.visualise import colorbar_strip, overlay
+from workbench import ModelAnalysis, WorkbenchError, colorbar_strip, overlay
 
 from .compare import DEFAULT_METHOD
 from .model_choice import POOL, parse_choice
