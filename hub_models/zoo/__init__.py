@@ -75,7 +75,7 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, zoo_dir: Path = ZOO_
     target = zoo_dir / name
     if target.exists():
         raise FileExistsError(f"zoo entry {name!r} already exists at {target}; remove it deliberately first")
-    files = [p for p in checkpoint.iterdir() if p.is_file() and (p.suffix in {".json", ".py", ".md", ".safetensors"})]
+    files = [p for p in checkpoint.iterdir() if p.is_file() and (p.suffix in {".json", ".py", ".md", ".safetensors", ".png"})]
     files = [p for p in files if p.name not in {"trainer_state.json", "training_args.json"}]
     target.mkdir(parents=True)
     for path in files:

@@ -1,0 +1,49 @@
+"""Every embedded zoo model loads by its Hub id and earns the accuracy its model card states.
+
+By default a fixed sample of the test split is checked against the card (binomial tolerance);
+with FER_FULL_EVAL=1 the whole split must reproduce the card within half a point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import pytest
+from huggingface_hub import ModelCard
+from transformers import AutoModel
+
+from hub_models import zoo
+from training.data import DataError, load_data
+from training.evaluation import evaluate_split
+
+SAMPLE = 400
+FULL = os.environ.get("FER_FULL_EVAL") == "1"
+DATASETS = {"fer2013": ("fer2013", "PrivateTest"), "ferplus": ("ferplus", "PrivateTest")}
+
+
+def card_accuracy(model_id: str) -> tuple[str, float]:
+    """(dataset, accuracy) of the card's test-split result."""
+    card = ModelCard.load(zoo.folder(model_id) / "README.md")
+    for result in card.data.eval_results or []:
+        if result.metric_type == "accuracy" and result.dataset_split == DATASETS.get(result.dataset_type, ("", ""))[1]:
+            return result.dataset_type, float(result.metric_value)
+    raise AssertionError(f"{model_id}: the model card states no test accuracy in its model-index")
+
+
+@pytest.mark.parametrize("model_id", zoo.model_ids())
+def test_zoo_model_matches_its_card(model_id: str) -> None:
+    dataset, stated = card_accuracy(model_id)
+    try:
+        data = load_data(DATASETS[dataset][0])
+    except DataError as error:
+        pytest.skip(f"FER data not available ({error}); set FER_DATA_DIR")
+    model = AutoModel.from_pretrained(model_id).eval()  # resolves from the cache: no network, no folder path
+    if not FULL:
+        data = dataclasses.replace(data, test=data.test.head(SAMPLE))
+    measured = evaluate_split(model, data, "test")["accuracy"]
+    n = len(data.test)
+    tolerance = 0.005 if FULL else 4 * math.sqrt(stated * (1 - stated) / n)
+    assert abs(measured - stated) <= tolerance, (
+        f"{model_id}: {measured:.4f} on {n} test faces, card says {stated:.4f} (tolerance {tolerance:.4f})")
