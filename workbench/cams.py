@@ -178,15 +178,22 @@ def _run_one(method: CamMethod, wrapper: LogitsOnly, model: nn.Module, pixel_val
     short_backward = not gradient_free and len(layers) == 1
     # Registered before the CAM's own hooks, so they see the restarted output.
     restart = layers[0].register_forward_hook(_restart_graph) if short_backward else None
+    # With the graph restarted at the target layer, the backward needs no weight gradients: the
+    # head's weight gradients would cost as much again as its input gradients (VGG's FC stack).
+    frozen = [p for p in model.parameters() if p.requires_grad] if short_backward else []
     cam = method.cam_class(model=wrapper, target_layers=layers, reshape_transform=reshape, **options)
     # Not the `with` form: BaseCAM.__exit__ prints and swallows exceptions, hiding real errors.
     try:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
         if method.slow:
             cam.batch_size = SLOW_BATCH_SIZE
         with torch.no_grad() if gradient_free or short_backward else torch.enable_grad():
             grayscale = cam(input_tensor=pixel_values, targets=targets)
         outputs = cam.outputs
     finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
         cam.activations_and_grads.release()
         if restart is not None:
             restart.remove()
