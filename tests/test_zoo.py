@@ -80,3 +80,14 @@ def test_a_real_hub_download_is_left_alone(checkpoint, tmp_path: Path) -> None:
 def test_unknown_zoo_id_is_named() -> None:
     with pytest.raises(ValueError, match="not-a-model"):
         zoo.folder("fer-workbench/not-a-model")
+
+
+def test_links_left_dangling_by_a_moved_package_are_renewed(checkpoint, tmp_path: Path) -> None:
+    folder, model = checkpoint
+    model_id = zoo.add(folder, "moved", zoo_dir=tmp_path / "old")
+    zoo.install(tmp_path / "cache", zoo_dir=tmp_path / "old")
+    (tmp_path / "old").rename(tmp_path / "new")  # the package now lives elsewhere; old links dangle
+    assert zoo.install(tmp_path / "cache", zoo_dir=tmp_path / "new") == [model_id]
+    loaded = AutoModel.from_pretrained(model_id, cache_dir=str(tmp_path / "cache"))
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(loaded(x).logits, model(x).logits)

@@ -24,6 +24,7 @@ ORG = "fer-workbench"
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST = ZOO_DIR / "manifest.json"
 EMBEDDED_MARKER = ".fer-workbench-embedded"
+SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors", ".png"}
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 
@@ -41,7 +42,8 @@ def folder(model_id: str, zoo_dir: Path = ZOO_DIR) -> Path:
     """The package folder that holds an embedded checkpoint."""
     org, _, name = model_id.partition("/")
     if org != ORG or name not in _read_manifest(zoo_dir):
-        raise ValueError(f"{model_id!r} is not in the embedded zoo; embedded: {', '.join(model_ids(zoo_dir)) or 'none'}")
+        embedded = ", ".join(model_ids(zoo_dir)) or "none"
+        raise ValueError(f"{model_id!r} is not in the embedded zoo; embedded: {embedded}")
     return zoo_dir / name
 
 
@@ -75,8 +77,8 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, zoo_dir: Path = ZOO_
     target = zoo_dir / name
     if target.exists():
         raise FileExistsError(f"zoo entry {name!r} already exists at {target}; remove it deliberately first")
-    files = [p for p in checkpoint.iterdir() if p.is_file() and (p.suffix in {".json", ".py", ".md", ".safetensors", ".png"})]
-    files = [p for p in files if p.name not in {"trainer_state.json", "training_args.json"}]
+    files = [p for p in checkpoint.iterdir() if p.is_file() and p.suffix in SHIPPED_SUFFIXES
+             and p.name not in {"trainer_state.json", "training_args.json"}]
     target.mkdir(parents=True)
     for path in files:
         shutil.copy2(path, target / path.name)
@@ -114,10 +116,14 @@ def install(cache_dir: str | Path | None = None, zoo_dir: Path = ZOO_DIR) -> lis
             current = ref.read_text().strip() if ref.is_file() else None
             if current and current != revision and not (repo / "snapshots" / current / EMBEDDED_MARKER).exists():
                 continue  # the user's copy from the real Hub wins
-            if not (snapshot / EMBEDDED_MARKER).exists():
+            sources = list((zoo_dir / name).iterdir())
+            # Links from an earlier install may dangle (that package copy moved or was deleted).
+            if not all((snapshot / path.name).exists() for path in [*sources, Path(EMBEDDED_MARKER)]):
                 snapshot.mkdir(parents=True, exist_ok=True)
-                for path in (zoo_dir / name).iterdir():
+                for path in sources:
                     destination = snapshot / path.name
+                    if destination.is_symlink() and not destination.exists():
+                        destination.unlink()
                     if not destination.exists():
                         _link_or_copy(path, destination)
                 (snapshot / EMBEDDED_MARKER).write_text(revision + "\n")
