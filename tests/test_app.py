@@ -161,7 +161,10 @@ def test_clicking_a_confusion_cell_picks_its_classes():
 
 
 def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
-    clients = [Client(app_url, verbose=False) for _ in range(8)]
+    # The answers are what is tested, not eight parallel downloads of the same output files: Gradio
+    # caches identical outputs under one content-hashed path, and a download racing the rewrite of
+    # that path by an identical request can be cut short.
+    clients = [Client(app_url, verbose=False, download_files=False) for _ in range(8)]
     jobs = [c.submit(handle_file(str(EXAMPLES / "eileen_collins.jpg")), ["patt_lite"], "gradcam",
                      "predicted class", api_name="/analyze") for c in clients]
     with ThreadPoolExecutor(8) as pool:
