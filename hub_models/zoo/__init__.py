@@ -24,7 +24,7 @@ ORG = "fer-workbench"
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST = ZOO_DIR / "manifest.json"
 EMBEDDED_MARKER = ".fer-workbench-embedded"
-SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors", ".png"}
+SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors"}
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 
