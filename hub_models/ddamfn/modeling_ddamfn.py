@@ -154,7 +154,7 @@ class DdamfnForImageClassification(DdamfnPreTrainedModel):
             loss = classification_loss(logits, labels)
             if len(maps) > 1 and self.config.attention_loss_weight:
                 loss = loss + self.config.attention_loss_weight * dda_attention_loss(maps)
-        attentions = (*maps, fused) if output_attentions and fused is not None else () if output_attentions else None
+        attentions = ((*maps, fused) if maps else ()) if output_attentions else None
         return ImageClassifierOutput(loss=loss, logits=logits, attentions=attentions)
 
     def cam_target_layers(self) -> list[nn.Module]:
