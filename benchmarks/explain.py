@@ -21,30 +21,27 @@ import numpy as np
 import torch
 
 from hub_models import zoo
-from workbench import FAST_METHODS, LoadedModel, Workbench, load_image, to_pixel_values
+from workbench import FAST_METHODS, Detection, LoadedModel, Workbench, load_image, prepare_face
 from workbench.cams import explain
-from workbench.faces import align_face, get_detector
+from workbench.faces import get_detector
 from workbench.faithfulness import faithfulness_scores
 from workbench.native import read_native_maps
 from workbench.timing import median_ms
 
 PHOTO = Path(os.path.dirname(matplotlib.__file__)) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
-FALLBACK_MODELS = ("patt_lite", "ddamfn", "attention_cnn")
 
 
 def time_model(loaded: LoadedModel, rgb: np.ndarray, landmarks: np.ndarray, repeats: int) -> dict[str, float]:
-    model, config = loaded.model, loaded.config
-    gray = config.num_channels == 1
-    face = align_face(rgb, landmarks, config.face_template, config.image_size, grayscale=gray)
-    pixels = to_pixel_values(face.image, config.image_mean, config.image_std)
+    model = loaded.model
+    detection = Detection((0.0, 0.0, 1.0, 1.0), landmarks, 1.0)
+    face, pixels = prepare_face(loaded, rgb, detection, whole_image=False)
     names, size = model.attention_names(), face.image.shape[:2]
 
     def forward(attentions: bool = False):
         with torch.no_grad():
             return model(pixel_values=pixels, output_attentions=attentions)
 
-    row = {"align": median_ms(lambda: align_face(rgb, landmarks, config.face_template, config.image_size,
-                                                 grayscale=gray), repeats),
+    row = {"align": median_ms(lambda: prepare_face(loaded, rgb, detection, whole_image=False), repeats),
            "forward": median_ms(forward, repeats),
            "native": median_ms(lambda: read_native_maps(forward(True).attentions, names, size), repeats)}
     for method in FAST_METHODS:
@@ -63,7 +60,7 @@ def main() -> None:
     parser.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    specs = args.models or zoo.model_ids()[:3] or list(FALLBACK_MODELS)
+    specs = args.models or zoo.default_ids() or list(zoo.UNTRAINED_FALLBACK)
     workbench = Workbench(specs, detector=args.detector)
     image = load_image(args.image)
     detections = {name: median_ms(lambda name=name: get_detector(name).detect(image.rgb), args.repeats)

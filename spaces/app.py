@@ -22,6 +22,13 @@ from spaces.ui import CSS, build_demo
 CONCURRENT_ANALYSES = 2
 QUEUE_SIZE = 32
 MAX_UPLOAD = "25mb"
+# Sessions kept at once (Gradio's default is 10,000, at several MB each): beyond it the least
+# recently used session's state is dropped, so memory stays bounded under any number of visitors.
+SESSION_CAPACITY = 64
+
+
+def session_capacity() -> int:
+    return int(os.environ.get("FER_APP_SESSIONS", SESSION_CAPACITY))
 
 
 def launch(port: int | None = None, host: str | None = None, block: bool = True) -> tuple[gr.Blocks, str]:
@@ -31,6 +38,7 @@ def launch(port: int | None = None, host: str | None = None, block: bool = True)
         server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         prevent_thread_lock=True, quiet=not block, max_file_size=MAX_UPLOAD, footer_links=["api"],
+        state_session_capacity=session_capacity(),
         theme=gr.themes.Soft(primary_hue="indigo"), css=CSS,
     )
     if block:

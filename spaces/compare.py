@@ -23,12 +23,11 @@ from workbench import (
     LoadedModel,
     ModelAnalysis,
     WorkbenchError,
+    add_faithfulness,
     bar_chart,
     draw_faces,
     overlay,
-    to_pixel_values,
 )
-from workbench.faithfulness import faithfulness_scores
 
 from .model_choice import MAX_MODELS, POOL, parse_choice
 
@@ -129,14 +128,8 @@ def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFra
     analyses = list(session.result.faces[int(face or 0)].models.values())
     with POOL.using(list(session.models.values())):
         for analysis in analyses:
-            if analysis.faithfulness or not analysis.cams:
-                continue
-            loaded = session.models[analysis.model_name]
-            config = loaded.config
-            pixels = to_pixel_values(analysis.face, config.image_mean, config.image_std)
-            target = loaded.labels.index(analysis.target)
-            analysis.faithfulness = {method: faithfulness_scores(loaded.model, pixels, heatmap, target)
-                                     for method, heatmap in analysis.cams.items()}
+            if not analysis.faithfulness and analysis.cams:
+                add_faithfulness(session.models[analysis.model_name], analysis)
     return faithfulness_table(analyses)
 
 

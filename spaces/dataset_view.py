@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from training.calibration import calibration_report, draw_reliability
 from training.data import DataError, FerData, default_data_dir, find_fer2013_csv, load_data
 from training.evaluation import label_index_map, predict_logits
 from training.inputs import FaceDataset
@@ -46,6 +47,7 @@ class DatasetRun:
     truth: np.ndarray
     predictions: dict[str, np.ndarray]
     specs: dict[str, str]
+    calibration: dict[str, dict[str, Any]]
 
 
 def availability() -> tuple[bool, str]:
@@ -72,7 +74,7 @@ def evaluate(models: list[str] | str | None, dataset: str, size: float) -> tuple
         data = _dataset(dataset or "fer2013")
         split = data.test.head(int(size))
         truth = split.hard_labels()
-        predictions, skipped, names = {}, [], {}
+        predictions, skipped, names, calibration = {}, [], {}, {}
         for spec in specs:
             loaded = POOL.model(spec)
             try:
@@ -84,14 +86,18 @@ def evaluate(models: list[str] | str | None, dataset: str, size: float) -> tuple
                 logits = predict_logits(loaded.model, FaceDataset(split), batch_size=64)
             predictions[loaded.name] = to_data[logits.argmax(axis=1)]
             names[loaded.name] = spec
+            temperature = float(getattr(loaded.config, "calibration_temperature", 1.0) or 1.0)
+            calibration[loaded.name] = calibration_report(logits * temperature,  # the model's raw logits
+                                                          np.argsort(to_data)[truth], temperature)
     except (DataError, WorkbenchError, ValueError) as error:
         raise friendly(error) from error
-    run = DatasetRun(dataset, tuple(data.labels), split.images, truth, predictions, names)
+    run = DatasetRun(dataset, tuple(data.labels), split.images, truth, predictions, names, calibration)
     status = _status(run, data, skipped)
     first = next(iter(predictions), None)
     labels = list(run.labels)
-    return (run, status, confusion_figure(run), gr.update(choices=list(predictions), value=first),
-            gr.update(choices=labels, value=None), gr.update(choices=labels, value=None), model_table(run, first))
+    return (run, status, confusion_figure(run), reliability_figure(run),
+            gr.update(choices=list(predictions), value=first), gr.update(choices=labels, value=None),
+            gr.update(choices=labels, value=None), model_table(run, first))
 
 
 def model_table(run: DatasetRun | None, model: str | None) -> pd.DataFrame | None:
@@ -174,6 +180,19 @@ def confusion_figure(run: DatasetRun) -> Figure | None:
         axes.set_xlabel("predicted", fontsize=8)
         if index == 0:
             axes.set_ylabel("true", fontsize=8)
+    return figure
+
+
+def reliability_figure(run: DatasetRun) -> Figure | None:
+    """Each model's reliability diagram on the same faces: is it as often right as it is confident?"""
+    if not run.calibration:
+        return None
+    count = len(run.calibration)
+    figure = Figure(figsize=(4.0 * count, 4.0), dpi=100, layout="constrained")
+    figure.suptitle("Calibration: accuracy per confidence bin (dashed: perfect), before and after the model's "
+                    "temperature", fontsize=10)
+    for index, (name, report) in enumerate(run.calibration.items()):
+        draw_reliability(figure.add_subplot(1, count, index + 1), report, name)
     return figure
 
 

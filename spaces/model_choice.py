@@ -1,9 +1,11 @@
 """Which models the app offers, and how a user's choice becomes a ready `Workbench`.
 
-A choice is any spec `workbench.load_model` understands — an embedded zoo id, a local folder,
-a Hub id (online) or an architecture name (freshly initialised, i.e. untrained) — so the app
-never branches on model names. Loaded models are kept, because loading is the slow part of a
-first request and every tab shares them.
+A choice is any spec `workbench.load_model` understands — an embedded zoo id, a Hub id (online,
+loaded without running any of its code), an architecture or variant name (freshly initialised,
+i.e. untrained), or a folder under the operator's ``FER_APP_MODEL_DIRS`` — so the app never
+branches on model names. Any other path, uploads included, is answered like an unknown name: a
+public page must not run code from users nor tell them which folders exist on the server. Loaded
+models are kept, because loading is the slow part of a first request and every tab shares them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,22 @@ from workbench import Workbench, load_model
 from workbench.models import LoadedModel
 
 MAX_MODELS = 3
-UNTRAINED_DEFAULTS = ("patt_lite", "ddamfn", "attention_cnn")
 UNTRAINED_NOTE = "untrained"
 _KEEP_MODELS = 8
+MODEL_DIRS_ENV = "FER_APP_MODEL_DIRS"
+
+
+def model_dirs() -> list[str]:
+    """Folders under which the operator allows saved models (``FER_APP_MODEL_DIRS``, separated by
+    the platform's path separator); none by default."""
+    return [part for part in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if part.strip()]
+
+
+def allowed_folders(spec: str) -> list[str] | None:
+    """Where `spec` may be a folder: anywhere when the operator named it in ``FER_APP_MODELS``,
+    else only under ``FER_APP_MODEL_DIRS``."""
+    configured = [part.strip() for part in os.environ.get("FER_APP_MODELS", "").split(",")]
+    return None if spec in configured else model_dirs()
 
 
 def default_models() -> list[str]:
@@ -31,7 +46,7 @@ def default_models() -> list[str]:
     configured = os.environ.get("FER_APP_MODELS", "").strip()
     if configured:
         return parse_choice(configured)
-    return zoo.model_ids()[:MAX_MODELS] or list(UNTRAINED_DEFAULTS)
+    return zoo.default_ids(limit=MAX_MODELS) or list(zoo.UNTRAINED_FALLBACK)
 
 
 def offered_models() -> list[tuple[str, str]]:
@@ -73,7 +88,7 @@ class ModelPool:
     def model(self, spec: str) -> LoadedModel:
         with self._lock:
             if spec not in self._models:
-                loaded = load_model(spec)
+                loaded = load_model(spec, folders=allowed_folders(spec))
                 self._models[spec] = loaded
                 self._locks[id(loaded)] = threading.Lock()
                 while len(self._models) > self._keep:

@@ -3,6 +3,8 @@ this module only places components and names every event as an API endpoint."""
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from . import activations_view, compare, dataset_view, live
@@ -22,8 +24,21 @@ CSS = """
 """
 
 
+# What one browser session may hold on the server: an analysis (faces, maps, models' outputs) is
+# several MB, so state expires after STATE_TTL_S of inactivity, cached output files after
+# CACHE_AGE_S (checked every CACHE_SWEEP_S), and the app keeps at most SESSION_CAPACITY sessions
+# (the least recently used is dropped first; spaces/app.py).
+STATE_TTL_S = 900
+CACHE_SWEEP_S, CACHE_AGE_S = 300, 1800
+
+
+def state_ttl() -> int:
+    """Seconds an idle session's analysis is kept (``FER_APP_STATE_TTL`` overrides)."""
+    return int(os.environ.get("FER_APP_STATE_TTL", STATE_TTL_S))
+
+
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         models = gr.Dropdown(
             choices=offered_models(), value=default_models(), multiselect=True, max_choices=MAX_MODELS,
@@ -43,7 +58,7 @@ def build_demo() -> gr.Blocks:
 
 
 def _compare_tab(models: gr.Dropdown) -> None:
-    state = gr.State()
+    state = gr.State(time_to_live=state_ttl())
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             image = gr.Image(
@@ -146,9 +161,15 @@ def _dataset_tab(models: gr.Dropdown) -> None:
         size = gr.Slider(minimum=16, maximum=dataset_view.MAX_SUBSET, value=dataset_view.DEFAULT_SUBSET, step=16,
                          label="Images (a subset keeps CPU time short)", elem_id="dataset-size")
         run = gr.Button("Evaluate", variant="primary", interactive=available, elem_id="dataset-btn")
-    state = gr.State()
+    state = gr.State(time_to_live=state_ttl())
     status = gr.Markdown(elem_id="dataset-status")
     matrices = gr.Plot(show_label=False, elem_id="confusion-plot")
+    gr.Markdown("**Calibration.** A model is *calibrated* when, among the faces it gives 70% confidence, about 70% "
+                "are right: its points then lie on the dashed diagonal. Below the diagonal it is over-confident. "
+                "ECE (expected calibration error) is the average gap, weighted by how many faces fall in each of 15 "
+                "confidence bins. The temperature T, fitted on the validation split after training, divides the "
+                "logits: it changes the confidence, never the prediction.")
+    reliability = gr.Plot(show_label=False, elem_id="reliability-plot")
     gr.Markdown("**Choose a cell** — click it in the table, or pick model / true / predicted class — to see "
                 "those faces with their explanations.")
     with gr.Row():
@@ -164,7 +185,7 @@ def _dataset_tab(models: gr.Dropdown) -> None:
                          height="auto", format="png", fit_columns=False, elem_id="cell-gallery")
 
     run.click(dataset_view.evaluate, inputs=[models, dataset, size],
-              outputs=[state, status, matrices, model, true_class, predicted, table],
+              outputs=[state, status, matrices, reliability, model, true_class, predicted, table],
               api_name="dataset_evaluate", concurrency_id="analysis")
     model.input(dataset_view.model_table, inputs=[state, model], outputs=[table], api_name="dataset_table")
     table.select(dataset_view.pick_cell, inputs=[state, model], outputs=[true_class, predicted],

@@ -4,6 +4,8 @@ webcam stream handler as plain Python (gradio_client cannot call stream endpoint
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +16,8 @@ from app_fixtures import EXAMPLES, app_url  # noqa: F401  (pytest fixture)
 from PIL import Image
 
 os.environ.setdefault("FER_APP_MODELS", "patt_lite,ddamfn")
+MODEL_DIR = Path(tempfile.mkdtemp(prefix="fer-app-models-"))  # the operator's FER_APP_MODEL_DIRS
+os.environ["FER_APP_MODEL_DIRS"] = str(MODEL_DIR)
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -81,15 +85,41 @@ def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
         assert any(name.startswith("face1/") and name.endswith("cam_gradcam.npy") for name in names)
 
 
-def test_chosen_class_method_and_a_local_folder_model(client, tmp_path):
+def test_chosen_class_method_and_a_local_folder_model(client):
     import hub_models
 
-    folder = tmp_path / "my-patt-lite"
+    folder = MODEL_DIR / "my-patt-lite"
     hub_models.create_model("patt_lite").save_pretrained(folder)
     out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=[str(folder)], method="layercam", target="surprise")
     assert out[3].startswith("### my-patt-lite") and "untrained" not in out[3]  # a saved folder counts as trained
     assert out[4]["label"] == "surprise" or "maps explain **surprise**" in out[3]
     assert Image.open(out[5]).size[0] > 224
+
+
+def test_no_code_from_users_and_no_folder_probing(client, tmp_path):
+    """An uploaded modeling file never runs, and a path outside the operator's model folders gets
+    the same answer as an unknown name, whether it exists or not."""
+    import hub_models
+
+    marker = tmp_path / "code-ran"
+    for root in (tmp_path, MODEL_DIR):
+        evil = root / "evil-model"
+        evil.mkdir(exist_ok=True)
+        (evil / "config.json").write_text('{"model_type": "evil", "auto_map": {"AutoConfig": "modeling_x.C", '
+                                          '"AutoModelForImageClassification": "modeling_x.M"}}')
+        (evil / "modeling_x.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+        (evil / "model.safetensors").write_bytes(b"")
+        hub_models.create_model("patt_lite").save_pretrained(root / "saved")  # a real model, wrong place
+    answers = {}
+    for spec in (str(tmp_path / "evil-model"), str(tmp_path / "saved"), "/etc", "/root", "..", str(tmp_path / "no"),
+                 "/" + "a" * 300, "x" * 10_000):
+        with pytest.raises(AppError) as raised:
+            analyze(client, EXAMPLES / "grace_hopper.jpg", models=[spec])
+        answers[spec] = re.sub(r"'[^']*'", "SPEC", str(raised.value))
+    assert len(set(answers.values())) == 1, answers  # nothing tells an existing folder from a missing one
+    with pytest.raises(AppError, match="code is disabled"):
+        analyze(client, EXAMPLES / "grace_hopper.jpg", models=[str(MODEL_DIR / "evil-model")])
+    assert not marker.exists()
 
 
 def test_no_face_is_a_message_not_an_error(client, tmp_path):
@@ -133,7 +163,8 @@ def test_dataset_endpoints(client):
     except DataError as error:
         pytest.skip(f"FER2013 not available: {error}")
     out = client.predict(["patt_lite"], "fer2013", 32, api_name="/dataset_evaluate")
-    status, figure, model, true_class, predicted, table = out
+    status, figure, reliability, model, true_class, predicted, table = out
+    assert reliability is not None  # the reliability diagram beside the matrices
     assert true_class["choices"] == predicted["choices"]
     assert "32 FER2013 PrivateTest images" in status
     assert figure is not None and model["value"] == "patt_lite"
@@ -153,7 +184,7 @@ def test_clicking_a_confusion_cell_picks_its_classes():
     from spaces.dataset_view import DatasetRun, pick_cell
 
     run = DatasetRun("fer2013", FER2013_LABELS, np.zeros((2, 48, 48), np.uint8), np.array([3, 4]),
-                     {"m": np.array([3, 6])}, {"m": "patt_lite"})
+                     {"m": np.array([3, 6])}, {"m": "patt_lite"}, {})
     assert pick_cell(run, "m", gr.EventData(None, {"index": [4, 7], "value": 1})) == ("sad", "neutral")
     true_class, unchanged = pick_cell(run, "m", gr.EventData(None, {"index": [2, 0], "value": "fear"}))
     assert true_class == "fear" and unchanged == gr.update()

@@ -203,4 +203,4 @@ def test_named_variants_and_config_overrides_build_the_model():
     loaded = load_model("patt_lite_112", overrides, labels=["a", "b", "c"])
     config = loaded.model.config
     assert (config.image_size, config.classifier_attention, config.hidden_size) == (112, "batch", 16)
-    assert config.id2label == {0: "a", 1: "b", 2: "c"} and loaded.source == "patt_lite_112"
+    assert config.id2label == {0: "a", 1: "b", 2: "c"} and loaded.name == "patt_lite_112"

@@ -61,7 +61,7 @@ def test_every_method_returns_a_face_sized_map_in_unit_range() -> None:
 def test_every_architecture_explains_through_the_protocol(architecture: str) -> None:
     torch.manual_seed(0)
     loaded = load_model(architecture, **SMALL.get(architecture, {}))
-    assert loaded.trained is False and loaded.source == "architecture"
+    assert loaded.trained is False and loaded.kind == "architecture"
     result = Workbench([loaded]).analyze(FACE, methods=list(FAST_METHODS), assume_face=True, faithfulness=["gradcam"])
     analysis = result.faces[0].models[architecture]
     size = loaded.config.image_size
@@ -183,6 +183,31 @@ def test_regions_follow_the_landmarks() -> None:
     assert max(shares, key=shares.get) == "mouth" and sum(shares.values()) == pytest.approx(1.0)
 
 
+def test_regions_cover_the_face_and_turn_with_it() -> None:
+    """On a FER2013-framed face the regions cover most of the crop (`other` is the frame's corners
+    and edges), each region sits where its landmarks say, and a tilted face tilts its regions."""
+    side = 96
+    landmarks = template_points("fer2013", side)
+    masks = region_masks(landmarks, (side, side))
+    assert masks["other"].mean() < 0.3 and all(masks[name].any() for name in masks)
+    eye_mid, mouth = landmarks[:2].mean(axis=0), landmarks[3:].mean(axis=0)
+    d = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    up, down, out = np.array([0, -0.8 * d]), np.array([0, 0.5 * d]), np.array([-0.35 * d, 0])
+    for name, point in (("forehead", eye_mid + up), ("chin", mouth + down),
+                        ("cheeks", (landmarks[0] + landmarks[3]) / 2 + out), ("other", (1, 1)),
+                        ("other", (side - 2, 1))):
+        assert masks[name][round(point[1]), round(point[0])], name
+    angle = np.radians(20)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    center = np.array([side / 2, side / 2])
+    tilted = (landmarks - center) @ rotation.T + center
+    tilted_masks = region_masks(tilted, (side, side))
+    for index, name in ((0, "eyes"), (1, "eyes"), (2, "nose")):
+        assert tilted_masks[name][round(tilted[index][1]), round(tilted[index][0])], name
+    forehead = (eye_mid + up - center) @ rotation.T + center
+    assert tilted_masks["forehead"][round(forehead[1]), round(forehead[0])]
+
+
 def test_agreement_is_a_correlation() -> None:
     ramp = np.linspace(0, 1, 64).reshape(8, 8)
     assert agreement(ramp, ramp) == pytest.approx(1.0)
@@ -217,7 +242,7 @@ def test_model_specs_load_or_fail_by_name(tmp_path, monkeypatch) -> None:
         load_model("nobody/no-such-fer-model")
     hub_models.create_model("patt_lite", image_size=64).save_pretrained(tmp_path / "saved")
     loaded = load_model(tmp_path / "saved")
-    assert loaded.source == "folder" and loaded.trained and loaded.revision.startswith("sha256:")
+    assert loaded.kind == "folder" and loaded.trained and loaded.revision.startswith("sha256:")
     with pytest.raises(ModelLoadError, match="not a saved model"):
         load_model(tmp_path)
 

@@ -3,7 +3,6 @@ that names the problem — never a crash, never an unbounded allocation."""
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import subprocess
@@ -13,19 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_bytes import encoded, png_chunk
 from PIL import Image
 
 from workbench import ImageError, load_image
-
-
-def encoded(image: Image.Image, fmt: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def huge_png(side: int) -> bytes:

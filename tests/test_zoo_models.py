@@ -7,6 +7,7 @@ with FER_FULL_EVAL=1 the whole split must reproduce the card within half a point
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 
@@ -47,3 +48,15 @@ def test_zoo_model_matches_its_card(model_id: str) -> None:
     tolerance = 0.005 if FULL else 4 * math.sqrt(stated * (1 - stated) / n)
     assert abs(measured - stated) <= tolerance, (
         f"{model_id}: {measured:.4f} on {n} test faces, card says {stated:.4f} (tolerance {tolerance:.4f})")
+
+
+@pytest.mark.parametrize("model_id", zoo.model_ids())
+def test_zoo_model_carries_its_fitted_temperature(model_id: str) -> None:
+    """The temperature fitted on validation is the one the model applies, and it helps on test."""
+    folder = zoo.folder(model_id)
+    report = json.loads((folder / "calibration.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    assert report["fitted_on"] == "validation"
+    assert config["calibration_temperature"] == pytest.approx(report["temperature"], rel=1e-3)
+    assert report["test"]["ece_after"] <= max(report["test"]["ece_before"], 0.05)
+    assert "## Calibration" in (folder / "README.md").read_text()

@@ -3,12 +3,25 @@ name) end as one ``error: …`` line and exit code 2; anything else is a bug and
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from .data import DataError
+from .data import DATASETS, DataError
 from .model_source import ModelSourceError
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a dataset and its test fold, shared by evaluation and calibration."""
+    parser.add_argument("--dataset", choices=DATASETS, default="fer2013")
+    parser.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data)")
+    parser.add_argument("--labels", help="comma-separated class order for --dataset folder")
+    parser.add_argument("--fold", type=int, default=0, help="CK+: test fold index")
+    parser.add_argument("--n-folds", type=int, default=10, help="CK+: subject-independent folds")
+    parser.add_argument("--limit", type=int, help="first N rows of each split (smoke runs)")
+    parser.add_argument("--on-bad", choices=("error", "skip"), default="error")
 
 
 def run_cli(run: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from PIL import Image
 
 from hub_models import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS
 
+from .files import shown, unusable_path
+
 DATASETS = ("fer2013", "ferplus", "ckplus", "folder")
 FER2013_USAGES = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 FER2013_COLUMNS = ("emotion", "pixels", "Usage")
@@ -363,6 +365,9 @@ def load_data(dataset: str, data_dir: Path | None = None, *, soft_labels: bool =
     if dataset == "folder" and data_dir is None:
         raise DataError("--dataset folder needs --data-dir pointing at a folder with train/ and test/")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    problem = unusable_path(data_dir)
+    if problem is not None:
+        raise DataError(f"data directory {shown(data_dir)} cannot be used: {problem}")
     if not data_dir.exists():
         raise DataError(f"data directory not found: {data_dir} (set FER_DATA_DIR or pass --data-dir)")
     if dataset == "fer2013":

@@ -16,9 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.cli import run_cli
-from training.data import DATASETS, DataError, load_data
+from training.cli import add_data_arguments, run_cli
+from training.data import DataError, load_data
 from training.evaluation import evaluate_split
+from training.files import output_dir_problem, shown, unusable_path
+from training.metrics import report_paths
 from training.model_source import load_model
 
 
@@ -26,14 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python training/evaluate.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="saved folder, Hub id (org/name) or architecture name")
-    parser.add_argument("--dataset", choices=DATASETS, default="fer2013")
-    parser.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data)")
+    add_data_arguments(parser)
     parser.add_argument("--split", nargs="+", choices=("train", "validation", "test"), default=["test"])
-    parser.add_argument("--labels", help="comma-separated class order for --dataset folder")
-    parser.add_argument("--fold", type=int, default=0, help="CK+: test fold index")
-    parser.add_argument("--n-folds", type=int, default=10)
-    parser.add_argument("--limit", type=int, help="first N rows of each split")
-    parser.add_argument("--on-bad", choices=("error", "skip"), default="error")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--overwrite", action="store_true", help="replace existing metrics files")
@@ -41,21 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_output_dir(model: str, dataset: str) -> Path:
-    if Path(model).is_dir():
+    if unusable_path(Path(model)) is None and Path(model).is_dir():
         return Path(model) / f"eval-{dataset}"
     return Path(f"eval-{model.replace('/', '-')}-{dataset}")
 
 
+def check_output_files(out: Path, splits: Sequence[str], overwrite: bool) -> None:
+    """Refuse an unusable output folder, and, without --overwrite, any split whose files (the
+    metrics, or only a confusion matrix left by an earlier run) are already there."""
+    problem = output_dir_problem(out)
+    if problem is not None:
+        raise DataError(f"--output-dir {shown(out)} cannot be used: {problem}")
+    existing = [path for split in splits for path in report_paths(out, split).values() if path.exists()]
+    if existing and not overwrite:
+        raise DataError(f"{existing[0]} already exists; pass --overwrite to replace it or choose another --output-dir")
+
+
 def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = build_parser().parse_args(argv)
+    loaded = load_model(args.model)  # first: a bad or unfinished model is the error to report
     out = args.output_dir or default_output_dir(args.model, args.dataset)
-    existing = [out / f"metrics_{split}.json" for split in args.split if (out / f"metrics_{split}.json").exists()]
-    if existing and not args.overwrite:
-        raise DataError(f"{existing[0]} already exists; pass --overwrite to replace it or choose another --output-dir")
+    check_output_files(out, args.split, args.overwrite)
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     data = load_data(args.dataset, args.data_dir, fold=args.fold, n_folds=args.n_folds, labels=labels,
                      limit=args.limit, on_bad=args.on_bad)
-    loaded = load_model(args.model)
     reports = {}
     for split in args.split:
         reports[split] = evaluate_split(loaded.model, data, split, out, batch_size=args.batch_size)

@@ -27,23 +27,28 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from training.calibrate import calibrate_model, card_section, update_card
 from training.cli import run_cli
 from training.data import DATASETS, DataError, FerData, load_data
 from training.evaluation import evaluate_split
+from training.files import fresh_folder, output_dir_problem, publish_folder, shown
 from training.inputs import AUGMENTATIONS, FaceDataset, ProcessorCollator, build_augmentation
 from training.model_card import write_model_card
 from training.model_source import LoadedModel, load_model, parse_overrides
-from training.recipes import SCHEDULES, Recipe, recipe_for
+from training.recipes import PRECISIONS, RECIPE_KINDS, SCHEDULES, Recipe, recipe_for
 from training.trainer import (
     FerTrainer,
     FrozenStageCallback,
     LogFilesCallback,
+    SessionsCallback,
     TimeBudgetCallback,
     compute_metrics,
     resolve_module,
 )
 
 CHECKPOINTS = "checkpoints"
+STAGING = ".final.partial"  # the final files of a run, before they are moved into place
+RUN_SUMMARY = "run_summary.json"  # written last: a folder without it is an unfinished run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", type=Path, required=True)
     train.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    train.add_argument("--recipe", choices=RECIPE_KINDS, default="paper",
+                       help="'paper': the architecture's published recipe; 'cpu': a recipe that converges in the "
+                            "epochs a 2-core CPU can give (training/recipes.py CPU_RECIPES, near-native input size)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (smoke runs)")
     train.add_argument("--batch-size", type=int)
@@ -84,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after the last epoch that fits in this wall time (evaluated and checkpointed)")
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule over the epochs")
     train.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a crowded machine)")
-    train.add_argument("--channels-last", action="store_true",
-                       help="channels-last memory format on CPU too (always used on GPU)")
+    train.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                       help="channels-last memory format on CPU (default: the recipe's; always used on GPU)")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="CPU precision: bf16 autocast or fp32 (default: the recipe's; GPUs always use bf16/fp16)")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                       help="torch.compile the model (default: the recipe's)")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
     train.add_argument("--logging-steps", type=int, default=50)
@@ -95,25 +107,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_dir(folder: Path) -> None:
+    """An --output-dir that cannot work (a file, a name too long) is refused before any data is loaded."""
+    problem = output_dir_problem(folder)
+    if problem is not None:
+        raise DataError(f"--output-dir {shown(folder)} cannot be used: {problem}")
+
+
 def prepare_output_dir(folder: Path, resume: bool, overwrite: bool, main_process: bool = True) -> None:
     """Never touch an existing result unless asked: --resume continues it, --overwrite replaces it.
     Every process checks; only the main one changes the folder."""
+    check_output_dir(folder)
     if resume:
         if not any((folder / CHECKPOINTS).glob("checkpoint-*")):
             raise DataError(f"--resume: no checkpoint to resume in {folder / CHECKPOINTS}")
         return
-    occupied = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+    occupied = folder.exists() and any(folder.iterdir())
     if occupied and not overwrite:
         raise DataError(f"output directory {folder} already exists and is not empty; pass --overwrite to "
                         "replace it or --resume to continue its last checkpoint")
     if main_process:
-        if occupied:
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if occupied:
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"--output-dir {shown(folder)}: {error.strerror or error}") from error
 
 
 def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
-    recipe = recipe_for(loaded.model.config.model_type)
+    recipe = recipe_for(loaded.model.config.model_type, args.recipe)
     augment = None
     if args.augment is not None:
         names = tuple(a.strip() for a in args.augment.split(",") if a.strip())
@@ -124,7 +147,8 @@ def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
         recipe.frozen_epochs if loaded.kind != "architecture" else 0)
     recipe = recipe.with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=augment,
                                    weight_decay=args.weight_decay, optimizer=args.optimizer, frozen_epochs=frozen,
-                                   schedule=args.schedule)
+                                   schedule=args.schedule, precision=args.precision, compile=args.compile,
+                                   channels_last=args.channels_last)
     if recipe.frozen_epochs and not recipe.frozen_module:
         raise DataError(f"--freeze-epochs: the {loaded.model.config.model_type} recipe names no module to freeze")
     if recipe.frozen_epochs >= recipe.epochs:
@@ -134,7 +158,7 @@ def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
 
 def training_arguments(args: argparse.Namespace, recipe: Recipe, output_dir: Path) -> TrainingArguments:
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = torch.cuda.is_bf16_supported() if cuda else recipe.precision == "bf16"
     return TrainingArguments(
         output_dir=str(output_dir / CHECKPOINTS),
         num_train_epochs=recipe.epochs,
@@ -162,6 +186,8 @@ def training_arguments(args: argparse.Namespace, recipe: Recipe, output_dir: Pat
         fp16=cuda and not bf16,
         dataloader_num_workers=args.workers if args.workers is not None else (4 if cuda else 0),
         dataloader_pin_memory=cuda,
+        torch_compile=recipe.compile,
+        dataloader_drop_last=recipe.compile,  # one batch shape: no recompilation for a short last batch
         disable_tqdm=not sys.stderr.isatty(),
     )
 
@@ -176,7 +202,12 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
         "epochs": recipe.epochs,
         "batch size": recipe.batch_size,
         "augmentation": ", ".join(recipe.augment) or "none",
-        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "batch augmentation": str(recipe.batch_augment) if recipe.batch_augment else "none",
+        "config from the recipe (fresh models)": ", ".join(f"{k}={v}" for k, v in recipe.model_config.items())
+                                                 or "none",
+        "precision": ("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
+                     + (", torch.compile" if args.torch_compile else "")
+                     + (", channels-last" if recipe.channels_last or torch.cuda.is_available() else ""),
         "seed": args.seed,
         "training samples": len(data.train),
         "validation samples (model selection)": len(data.validation),
@@ -202,14 +233,17 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if args.image_size is not None:
         overrides["image_size"] = args.image_size
     loaded = load_model(args.model, overrides, labels=data.labels)
-    model = loaded.model
     recipe = choose_recipe(args, loaded)
+    if loaded.kind == "architecture" and recipe.model_config:  # the recipe's input size etc.; the user's win
+        loaded = load_model(args.model, {**recipe.model_config, **overrides}, labels=data.labels)
+    model = loaded.model
     targs = training_arguments(args, recipe, output_dir)
-    channels_last = torch.cuda.is_available() or args.channels_last
+    channels_last = torch.cuda.is_available() or recipe.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     processor = model.image_processor()
-    all_callbacks = [LogFilesCallback(output_dir), *callbacks]
+    sessions = SessionsCallback(output_dir)
+    all_callbacks = [LogFilesCallback(output_dir), sessions, *callbacks]
     if args.time_budget:
         all_callbacks.append(TimeBudgetCallback(args.time_budget))
     frozen = resolve_module(model, recipe.frozen_module) if recipe.frozen_epochs else None
@@ -221,7 +255,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         eval_dataset=FaceDataset(data.validation),
         data_collator=ProcessorCollator(processor, channels_last), compute_metrics=compute_metrics,
         processing_class=processor, callbacks=all_callbacks)
-    print(f"[finetune] {loaded.source} ({model.config.model_type}, {sum(p.numel() for p in model.parameters()):,} "
+    print(f"[finetune] {args.model} ({model.config.model_type}, {sum(p.numel() for p in model.parameters()):,} "
           f"params, {loaded.initialisation}) on {data.name}: train {len(data.train)}, validation "
           f"{len(data.validation)}, test {len(data.test)}; {len(data.problems)} bad entries skipped", flush=True)
     started = time.time()
@@ -230,34 +264,52 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if not trainer.is_world_process_zero():
         return {}
     model = trainer.accelerator.unwrap_model(trainer.model)
-    reports = {split: evaluate_split(model, data, split, output_dir, batch_size=targs.per_device_eval_batch_size)
+    # The final files are written to a staging folder and moved into place only when all of them
+    # exist, run_summary.json last: a run killed on the way leaves no folder that passes for a
+    # finished one (training/model_source.py refuses it), and --resume writes them again.
+    (output_dir / RUN_SUMMARY).unlink(missing_ok=True)
+    staging = fresh_folder(output_dir / STAGING)
+    reports = {split: evaluate_split(model, data, split, staging, batch_size=targs.per_device_eval_batch_size)
                for split in ("validation", "test")}
-    model.save_pretrained(output_dir)
-    (output_dir / "training_args.json").write_text(targs.to_json_string())
+    calibration = calibrate_model(model, data, staging, targs.per_device_eval_batch_size,
+                                  f"{output_dir.name} on {data.name} test")
+    model.save_pretrained(staging)
+    (staging / "training_args.json").write_text(targs.to_json_string())
     best = trainer.state.best_metric
     best_epoch = next((e["epoch"] for e in trainer.state.log_history if e.get("eval_accuracy") == best), None)
+    earlier_s = sum(session["wall_time_s"] for session in sessions.sessions[:-1])
+    # One clock for the summary and sessions.json: the sessions' own records, this one included.
+    total_wall = earlier_s + sessions.sessions[-1]["wall_time_s"]
     summary = {
-        "command": command, "model": loaded.source, "initialisation": loaded.initialisation,
+        "command": command, "model": args.model, "initialisation": loaded.initialisation,
         "dataset": data.name, "output_dir": str(output_dir),
-        "wall_time_s": round(wall, 1), "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "wall_time_s": round(total_wall, 1),
+        "train_runtime_s": round(earlier_s + train_output.metrics.get("train_runtime", wall), 3),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "sessions": sessions.sessions,
         "global_step": trainer.state.global_step, "best_epoch": best_epoch,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "validation_accuracy": reports["validation"]["accuracy"], "test_accuracy": reports["test"]["accuracy"],
         "test_macro_f1": reports["test"]["macro_f1"], "skipped_entries": len(data.problems),
+        "temperature": model.config.calibration_temperature, "test_ece_before": calibration["test"]["ece_before"],
+        "test_ece_after": calibration["test"]["ece_after"],
     }
-    (output_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     training_facts = describe_recipe(recipe, targs, data) | {
         "best epoch (validation accuracy)": best_epoch, "optimizer steps": trainer.state.global_step,
-        "wall time": f"{wall / 60:.1f} min on {'GPU' if torch.cuda.is_available() else 'CPU'}",
+        "wall time": f"{total_wall / 60:.1f} min on {'GPU' if torch.cuda.is_available() else 'CPU'}"
+                     + (f" in {len(sessions.sessions)} sessions (resumed)" if len(sessions.sessions) > 1 else ""),
         "command": f"`{command}`"}
-    write_model_card(output_dir, name=args.hub_model_id or output_dir.name, model=model,
+    write_model_card(staging, name=args.hub_model_id or output_dir.name, model=model,
                      data_description=data.description, reports=reports, initialisation=loaded.initialisation,
                      training=training_facts)
+    update_card(staging / "README.md", card_section(calibration, data.name))
     if data.problems:
-        (output_dir / "skipped_entries.txt").write_text("\n".join(data.problems) + "\n")
-    print(f"[finetune] done in {wall / 60:.1f} min: validation accuracy {reports['validation']['accuracy']:.4f}, "
-          f"test accuracy {reports['test']['accuracy']:.4f} → {output_dir}", flush=True)
+        (staging / "skipped_entries.txt").write_text("\n".join(data.problems) + "\n")
+    publish_folder(staging, output_dir, last=("model.safetensors", "config.json", RUN_SUMMARY))
+    print(f"[finetune] done in {total_wall / 60:.1f} min: validation accuracy "
+          f"{reports['validation']['accuracy']:.4f}, test accuracy {reports['test']['accuracy']:.4f} → {output_dir}",
+          flush=True)
     return summary
 
 
@@ -267,7 +319,8 @@ def push_folder(folder: Path, repo_id: str) -> str:
 
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=[f"{CHECKPOINTS}/*"],
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                             ignore_patterns=[f"{CHECKPOINTS}/*", f"{STAGING}/*"],
                              commit_message="Upload FER Workbench checkpoint")
     return str(info)
 
@@ -310,6 +363,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] 
         fold = int(args.fold)
     except ValueError:
         raise DataError(f"--fold must be a fold index or 'all', got {args.fold!r}") from None
+    check_output_dir(args.output_dir)  # before the data: a bad folder is refused at once
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     data = load_data(args.dataset, args.data_dir, soft_labels=args.soft_labels, fold=fold, n_folds=args.n_folds,
                      labels=labels, limit=args.limit, on_bad=args.on_bad)

@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from hub_models.preprocessing import pixel_values as to_pixel_values
+
 from .data import DataError, Split
 
 AUGMENTATIONS = ("flip", "crop", "rotate", "zoom", "contrast", "erase")
@@ -84,7 +86,7 @@ class ProcessorCollator:
         if len(channels) > 1:  # mixed gray/colour folders: give every image three channels
             images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im for im in images]
         batch: Any = torch.stack(images) if len({im.shape for im in images}) == 1 else images
-        pixel_values = self.processor(images=batch, return_tensors="pt")["pixel_values"]
+        pixel_values = to_pixel_values(self.processor, batch)
         pixel_values = pixel_values.contiguous(memory_format=self.memory_format)
         labels = torch.from_numpy(np.stack([np.asarray(s["labels"]) for s in samples]))
         return {"pixel_values": pixel_values, "labels": labels if labels.is_floating_point() else labels.long()}

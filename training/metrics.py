@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import write_atomically, write_text_atomically
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -75,20 +77,27 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str) -> None:
                   color="white" if shares[row, col] > 0.5 else "black")
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, format="png")  # explicit: `path` may be a temporary name
     plt.close(figure)
 
 
-def write_report(report: dict[str, Any], out_dir: Path, split: str, title: str) -> dict[str, Path]:
-    """Write the metrics JSON, the confusion-matrix JSON and PNG for one split."""
+def report_paths(out_dir: Path, split: str) -> dict[str, Path]:
+    """Every file `write_report` writes for one split (callers check them all before overwriting)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out_dir / f"metrics_{split}.json", "confusion_json": out_dir / f"confusion_{split}.json",
-             "confusion_png": out_dir / f"confusion_{split}.png"}
+    return {"metrics": out_dir / f"metrics_{split}.json", "confusion_json": out_dir / f"confusion_{split}.json",
+            "confusion_png": out_dir / f"confusion_{split}.png"}
+
+
+def write_report(report: dict[str, Any], out_dir: Path, split: str, title: str) -> dict[str, Path]:
+    """Write the confusion-matrix JSON and PNG and the metrics JSON for one split. Each file is
+    written under a temporary name and renamed into place, the metrics last: a killed run leaves
+    no half-written file and no metrics file without its confusion matrix."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    paths = report_paths(out_dir, split)
     summary = {key: value for key, value in report.items() if key != "confusion_matrix"}
-    paths["metrics"].write_text(json.dumps(summary, indent=2) + "\n")
-    paths["confusion_json"].write_text(json.dumps(
+    write_text_atomically(paths["confusion_json"], json.dumps(
         {"labels": report["labels"], "rows": "true class", "columns": "predicted class",
          "matrix": report["confusion_matrix"]}, indent=2) + "\n")
-    plot_confusion(report, paths["confusion_png"], title)
+    write_atomically(paths["confusion_png"], lambda temporary: plot_confusion(report, temporary, title))
+    write_text_atomically(paths["metrics"], json.dumps(summary, indent=2) + "\n")
     return paths

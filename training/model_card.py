@@ -96,7 +96,9 @@ def render_model_card(*, name: str, model: Any, data_description: Mapping[str, s
         f"3-channel tensors normalised with mean {list(config.image_mean)} / std {list(config.image_std)} "
         "(`preprocessor_config.json`), face crop `" + str(config.face_template) + "`",
         f"- initialisation: {initialisation}",
-        "- load: `AutoModelForImageClassification.from_pretrained(<this folder or id>, trust_remote_code=True)`",
+        "- load: `import hub_models` (the FER Workbench package registers the architecture), then "
+        "`AutoModelForImageClassification.from_pretrained(<this folder or id>)`; without the package, "
+        "`trust_remote_code=True` runs this folder's modeling code instead",
         "", "## Data", "",
         *(f"- {key}: {value}" for key, value in data_description.items() if key not in ("dataset_id",)),
     ]

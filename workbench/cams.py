@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,8 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
+
+from .errors import ArgumentError
 
 
 class TorchEigenCAM(EigenCAM):
@@ -101,14 +103,17 @@ class CamRun:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def validate(methods: Sequence[str]) -> list[str]:
+def validate(methods: Sequence[str] | str) -> list[str]:
     """Normalise method names (case, "GradCAM++" → "gradcam++") and reject unknown ones by name."""
     if isinstance(methods, str):
         methods = [methods]
+    methods = list(methods) if isinstance(methods, Iterable) else [methods]
+    if any(not isinstance(name, str) for name in methods):
+        raise ArgumentError(f"CAM methods must be names, not {methods!r}; known: {', '.join(METHODS)}")
     names = [name.lower().replace("-", "").replace("_", "") for name in methods]
     unknown = [original for original, name in zip(methods, names, strict=True) if name not in METHODS]
     if unknown:
-        raise ValueError(f"unknown CAM method(s) {', '.join(map(repr, unknown))}; known: {', '.join(METHODS)}")
+        raise ArgumentError(f"unknown CAM method(s) {', '.join(map(repr, unknown))}; known: {', '.join(METHODS)}")
     return list(dict.fromkeys(names))
 
 

@@ -1,6 +1,7 @@
 """`python -m workbench explain IMAGE_OR_FOLDER --models … --methods … --out DIR`
 
-Writes one bundle per image (`DIR/<image>_<ext>/`, see `workbench.result`) and one CSV of
+Writes one bundle per image (`DIR/<image>_<ext>/`, `-2`, `-3`… added when two names would clash
+even case-insensitively; see `workbench.result`) and one CSV of
 predictions, probabilities and faithfulness scores for the whole run (`DIR/predictions.csv`).
 Unreadable images become a row with an `error` and the run goes on; nothing already saved is
 overwritten unless `--overwrite`.
@@ -10,16 +11,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cams import FAST_METHODS, METHODS
-from .engine import Workbench
-from .errors import WorkbenchError
+from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from hub_models import zoo
+
+from . import cams
+from .cams import FAST_METHODS, METHODS
+from .engine import Workbench, check_max_faces
+from .errors import WorkbenchError
+from .images import short_path
+
+# Raster formats a folder run picks up (case-insensitive), kept to those this Pillow can read:
+# the decoder accepts any of them, so a folder of .tga or .jp2 files must not be skipped silently.
+_CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".gif", ".webp",
+                       ".tif", ".tiff", ".ico", ".cur", ".tga", ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".jp2",
+                       ".j2k", ".jpx", ".jpf", ".avif", ".avifs", ".qoi", ".pcx", ".sgi", ".psd", ".dds", ".icns")
+IMAGE_SUFFIXES = set(_CANDIDATE_SUFFIXES) & set(Image.registered_extensions())
 CSV_NAME = "predictions.csv"
+MAX_BUNDLE_STEM = 100
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     explain = commands.add_parser("explain", help="explain every model's prediction on every face")
     explain.add_argument("input", type=Path, help="an image file or a folder of images (searched recursively)")
-    explain.add_argument("--models", nargs="+", required=True,
-                         help="architecture names, saved model folders or Hub ids")
+    explain.add_argument("--models", nargs="+", default=None,
+                         help="zoo ids, architecture or variant names (untrained), saved model folders or Hub ids "
+                              f"(default: the embedded trained zoo, {' '.join(zoo.default_ids()) or 'none yet'})")
     explain.add_argument("--methods", nargs="*", default=["gradcam"],
                          help=f"CAM methods (default gradcam); fast: {', '.join(FAST_METHODS)}; "
                               f"all: {', '.join(METHODS)}")
@@ -43,16 +59,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def find_images(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise WorkbenchError(f"input not found: {root}")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files under `root` (or `root` itself). Broken symbolic links with an image suffix
+    are kept, so that they get a CSV row saying so instead of vanishing from the run."""
+    try:
+        if root.is_file() or (root.is_symlink() and not root.exists()):
+            return [root]
+        if not root.is_dir():
+            raise WorkbenchError(f"input not found: {short_path(root)}")
+        return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                      and (p.is_file() or (p.is_symlink() and not p.exists())))
+    except OSError as error:
+        raise WorkbenchError(f"input {short_path(root)} could not be read ({error.strerror or error})") from error
+
+
+def bundle_names(images: Sequence[Path], root: Path) -> dict[Path, Path]:
+    """Each image's bundle folder, relative to `--out`: `<stem>_<ext>` beside its relative path.
+
+    Names are unique within the run even on case-insensitive file systems (`A.JPG` and `a.jpg`
+    would share `a_jpg`; a later one gets `-2`, `-3`…), and never equal a folder that holds other
+    bundles, so one bundle can never replace another, even with `--overwrite`.
+    """
+    relatives = {path: path.relative_to(root) if root.is_dir() else Path(path.name) for path in images}
+    taken = {str(folder).casefold() for relative in relatives.values() for folder in relative.parents
+             if str(folder) != "."}
+    names: dict[Path, Path] = {}
+    for path in images:
+        relative = relatives[path]
+        stem = _bundle_stem(relative)
+        candidate, count = relative.parent / stem, 1
+        while str(candidate).casefold() in taken:
+            count += 1
+            candidate = relative.parent / f"{stem}-{count}"
+        taken.add(str(candidate).casefold())
+        names[path] = candidate
+    return names
 
 
 def bundle_name(path: Path, root: Path) -> Path:
-    relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-    return relative.parent / f"{relative.stem}_{relative.suffix.lstrip('.').lower()}"
+    """The bundle folder of one image on its own (see `bundle_names` for a whole run)."""
+    return bundle_names([path], root)[path]
+
+
+def _bundle_stem(relative: Path) -> str:
+    """`<stem>_<ext>`, with a very long stem cut and made unique by a hash of the full one, so
+    the folder name (and `save`'s temporary sibling) stays within the file system's limit."""
+    stem = relative.stem
+    if len(stem) > MAX_BUNDLE_STEM:
+        stem = f"{stem[:MAX_BUNDLE_STEM - 9]}~{hashlib.sha1(stem.encode('utf-8', 'replace')).hexdigest()[:8]}"
+    return f"{stem}_{relative.suffix.lstrip('.').lower()}"
+
+
+def check_out_dir(out: Path) -> None:
+    """`--out` must be a folder or creatable as one; a file there (or in place of a folder above
+    it) is named at once, before models load or anything is written."""
+    try:
+        for folder in (out, *out.parents):
+            if folder.exists():
+                if folder == out and not folder.is_dir():
+                    raise WorkbenchError(f"--out {short_path(out)} is a file, not a folder; choose another --out")
+                if not folder.is_dir():
+                    raise WorkbenchError(f"--out {short_path(out)} cannot be created: {short_path(folder)} "
+                                         "is a file; choose another --out")
+                return
+    except OSError as error:
+        raise WorkbenchError(f"--out {short_path(out)} cannot be used ({error.strerror or error})") from error
+
+
+def parse_target(value: str | None) -> int | str | None:
+    """A whole number (also negative, so that "-1" is refused as an index, not taken as a label)
+    is a class index; anything else is a label name."""
+    if value is None:
+        return None
+    return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -60,12 +138,21 @@ def explain(args: argparse.Namespace) -> int:
 
     images = find_images(args.input)
     if not images:
-        raise WorkbenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {args.input}")
+        raise WorkbenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {short_path(args.input)}")
+    check_out_dir(args.out)
     csv_path = args.out / CSV_NAME
     if csv_path.exists() and not args.overwrite:
-        raise WorkbenchError(f"{csv_path} already exists; choose another --out or pass --overwrite")
-    target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
-    workbench = Workbench(args.models, detector=args.detector)
+        raise WorkbenchError(f"{short_path(csv_path)} already exists; choose another --out or pass --overwrite")
+    # Argument errors end the run once (exit 2), before models load, instead of failing each image.
+    cams.validate(args.methods)
+    check_max_faces(args.max_faces)
+    target = parse_target(args.target)
+    models = args.models or zoo.default_ids()
+    if not models:
+        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    workbench = Workbench(models, detector=args.detector)
+    workbench.check_request(args.methods, target, not args.no_faithfulness, args.max_faces)
+    bundles = bundle_names(images, args.input)
     rows: list[dict] = []
     failures = 0
     for path in tqdm(images, desc="explaining", unit="image", file=sys.stderr):
@@ -74,7 +161,7 @@ def explain(args: argparse.Namespace) -> int:
             result = workbench.analyze(path, methods=args.methods, target=target,
                                        faithfulness=not args.no_faithfulness,
                                        max_faces=args.max_faces, assume_face=args.assume_face)
-            bundle = result.save(args.out / bundle_name(path, args.input), overwrite=args.overwrite)
+            bundle = result.save(args.out / bundles[path], overwrite=args.overwrite)
         except WorkbenchError as error:
             failures += 1
             rows.append({**base, "error": str(error)})
@@ -104,4 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explain(args)
     except (WorkbenchError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # Whatever the file system refuses (a name too long, permissions, a full disk) is one
+        # clean line, never a traceback.
+        where = f": {short_path(error.filename)}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 2

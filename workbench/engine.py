@@ -6,11 +6,16 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from hub_models.preprocessing import face_as_seen, pixel_values
+
 from . import cams as cam_methods
+from .errors import ArgumentError
 from .faces import Detection, FaceDetector, align_face, get_detector, looks_like_face_crop, whole_image_face
+from .faces.align import AlignedFace
 from .faithfulness import faithfulness_scores
 from .images import ImageInput, LoadedImage, load_image
 from .models import LoadedModel, load_model
@@ -42,7 +47,7 @@ class Workbench:
                 loaded.name = f"{loaded.name}#{len(self.models)}"
             self.models.append(loaded)
         if not self.models:
-            raise ValueError("Workbench needs at least one model")
+            raise ArgumentError("Workbench needs at least one model")
         self.detector = get_detector(detector) if isinstance(detector, str) else detector
 
     def detect(self, image: ImageInput | LoadedImage) -> tuple[LoadedImage, list[Detection]]:
@@ -62,17 +67,14 @@ class Workbench:
             faithfulness: True (every method's map), False, or the methods to score; each scored
                 map costs one batched forward of 2·17 + 10 perturbed faces.
             regions / native: compute the region shares and the native attention read-outs.
-            max_faces: analyse only the largest faces.
+            max_faces: analyse only the N largest faces (None = every face; N ≥ 1).
             assume_face: skip detection and use the whole image as an already-cropped face.
 
-        Raises `ImageError` for unreadable input; a photo without a face is a result with
-        `faces == []` and `message == "no face found"`.
+        Raises `ArgumentError` for invalid arguments (before any work) and `ImageError` for
+        unreadable input; a photo without a face is a result with `faces == []` and
+        `message == "no face found"`.
         """
-        methods = cam_methods.validate(methods)
-        if isinstance(faithfulness, bool):
-            faithfulness = methods if faithfulness else []
-        else:
-            faithfulness = [m for m in cam_methods.validate(faithfulness) if m in methods]
+        methods, faithfulness = self.check_request(methods, target, faithfulness, max_faces)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         loaded = load_image(image)
@@ -87,13 +89,13 @@ class Workbench:
             message = "used the whole image as an already-cropped face (no face detected)" if not assume_face else None
         elif not detections:
             message = "no face found"
-        detections = detections[:max_faces] if max_faces else detections
+        detections = detections[:max_faces] if max_faces is not None else detections
         faces = []
         for detection in detections:
             face = FaceAnalysis(detection.box, detection.landmarks, detection.score, whole)
             for loaded_model in self.models:
                 face.models[loaded_model.name] = self._analyze_model(
-                    loaded_model, loaded.rgb, detection, methods, target, faithfulness, regions, native)
+                    loaded_model, loaded.rgb, detection, whole, methods, target, faithfulness, regions, native)
             faces.append(face)
         timings["total"] = _ms(start) + timings["decode"]
         notes = "; ".join(loaded.notes)
@@ -106,17 +108,30 @@ class Workbench:
             models={m.name: m.describe() for m in self.models}, methods=tuple(methods),
             detector=self.detector.describe(), timings_ms=timings)
 
-    def _analyze_model(self, loaded_model: LoadedModel, rgb: np.ndarray, detection: Detection,
+    def check_request(self, methods: Sequence[str] = ("gradcam",), target: Target = None,
+                      faithfulness: bool | Sequence[str] = True,
+                      max_faces: int | None = None) -> tuple[list[str], list[str]]:
+        """Check `analyze`'s arguments against these models and return the normalised (methods,
+        faithfulness methods). Run before any decoding, so a typo fails at once with the accepted
+        values; the CLI calls it once per run rather than failing every image."""
+        methods = cam_methods.validate(methods)
+        if isinstance(faithfulness, bool):
+            scored = methods if faithfulness else []
+        else:
+            scored = [m for m in cam_methods.validate(faithfulness) if m in methods]
+        for loaded_model in self.models:
+            check_target(target, loaded_model.labels, loaded_model.name)
+        check_max_faces(max_faces)
+        return methods, scored
+
+    def _analyze_model(self, loaded_model: LoadedModel, rgb: np.ndarray, detection: Detection, whole_image: bool,
                        methods: Sequence[str], target: Target, faithfulness: Sequence[str], regions: bool,
                        native: bool) -> ModelAnalysis:
-        config = loaded_model.config
         timings: dict[str, float] = {}
         notes: list[str] = []
         start = time.perf_counter()
-        aligned = align_face(rgb, detection.landmarks, config.face_template, config.image_size,
-                             grayscale=config.num_channels == 1)
+        aligned, pixels = prepare_face(loaded_model, rgb, detection, whole_image)
         timings["alignment"] = _ms(start)
-        pixels = to_pixel_values(aligned.image, config.image_mean, config.image_std)
         labels = loaded_model.labels
         target_index = resolve_target(target, labels, notes)
         run = cam_methods.explain(loaded_model.model, pixels, methods, target_index, want_attentions=native)
@@ -135,8 +150,7 @@ class Workbench:
             timings["native"] = _ms(start)
         if faithfulness:
             start = time.perf_counter()
-            analysis.faithfulness = {method: faithfulness_scores(loaded_model.model, pixels, analysis.cams[method],
-                                                                 chosen) for method in faithfulness}
+            add_faithfulness(loaded_model, analysis, faithfulness, pixels)
             timings["faithfulness"] = _ms(start)
         if regions:
             start = time.perf_counter()
@@ -152,23 +166,66 @@ class Workbench:
         return analysis
 
 
-def to_pixel_values(face: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """RGB uint8 face at the model's size → 1×3×H×W tensor normalised with the config's mean/std
-    (the same arithmetic as the saved ViTImageProcessor: rescale 1/255, then normalise)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.tensor(list(mean), dtype=torch.float32)[:, None, None]
-    std_t = torch.tensor(list(std), dtype=torch.float32)[:, None, None]
-    return ((tensor - mean_t) / std_t).unsqueeze(0)
+def prepare_face(loaded_model: LoadedModel, rgb: np.ndarray, detection: Detection,
+                 whole_image: bool) -> tuple[AlignedFace, torch.Tensor]:
+    """The face a model sees and its input tensor, both through the model's own processor (the
+    one path training and evaluation use): a detected face is first aligned to the model's template
+    at its size (the processor's resize is then the identity); an already-cropped face (FER2013,
+    CK+) goes to the processor as it is, exactly as in training, and is shown as the model saw it."""
+    config = loaded_model.config
+    grayscale = config.num_channels == 1
+    if not whole_image:
+        aligned = align_face(rgb, detection.landmarks, config.face_template, config.image_size, grayscale=grayscale)
+        return aligned, pixel_values(loaded_model.processor, aligned.image)
+    source = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) if grayscale else rgb
+    pixels = pixel_values(loaded_model.processor, source)
+    height, width = rgb.shape[:2]
+    scale = np.array([config.image_size / width, config.image_size / height])
+    matrix = np.array([[scale[0], 0.0, 0.0], [0.0, scale[1], 0.0]])
+    face = face_as_seen(pixels, config.image_mean, config.image_std)
+    return AlignedFace(face, np.asarray(detection.landmarks, dtype=np.float64) * scale, matrix), pixels
+
+
+def add_faithfulness(loaded_model: LoadedModel, analysis: ModelAnalysis, methods: Sequence[str] | None = None,
+                       pixels: torch.Tensor | None = None) -> dict[str, dict[str, float]]:
+    """Deletion/insertion/ROAD scores of an analysis's maps (all of its CAMs by default), stored in
+    ``analysis.faithfulness``: the app computes them after the maps are on screen."""
+    if pixels is None:
+        pixels = pixel_values(loaded_model.processor, analysis.face)
+    target = loaded_model.labels.index(analysis.target)
+    for method in analysis.cams if methods is None else methods:
+        analysis.faithfulness[method] = faithfulness_scores(loaded_model.model, pixels, analysis.cams[method], target)
+    return analysis.faithfulness
+
+
+def check_target(target: Target, labels: Sequence[str], model_name: str = "the model") -> None:
+    """A target is None, a class index in range (bools and floats are not indices), or a label
+    name (unknown names are allowed: that model explains its prediction and says so)."""
+    if target is None or isinstance(target, str):
+        return
+    choices = f"give 0–{len(labels) - 1} or a label name ({', '.join(labels)})"
+    if isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_)):
+        if not 0 <= int(target) < len(labels):
+            raise ArgumentError(f"target class {target} is out of range for {model_name} with "
+                                f"{len(labels)} classes; {choices}")
+        return
+    raise ArgumentError(f"target must be None, a class index or a label name, not {type(target).__name__} "
+                        f"{target!r}; {choices}")
+
+
+def check_max_faces(max_faces: int | None) -> None:
+    """None analyses every face; otherwise a positive count (0 and negatives would silently mean
+    "all" or "all but the last")."""
+    valid = isinstance(max_faces, (int, np.integer)) and not isinstance(max_faces, (bool, np.bool_))
+    if max_faces is not None and not (valid and max_faces >= 1):
+        raise ArgumentError(f"max_faces must be None (every face) or a positive whole number, not {max_faces!r}")
 
 
 def resolve_target(target: Target, labels: Sequence[str], notes: list[str]) -> int | None:
     """None → explain the prediction; int → that class index; str → that label, when the model has it."""
+    check_target(target, labels)
     if target is None:
         return None
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not 0 <= int(target) < len(labels):
-            raise ValueError(f"target class {target} is out of range for a model with {len(labels)} classes")
-        return int(target)
     if isinstance(target, str):
         lowered = [label.lower() for label in labels]
         if target.lower() in lowered:
@@ -176,7 +233,7 @@ def resolve_target(target: Target, labels: Sequence[str], notes: list[str]) -> i
         notes.append(f"target {target!r} is not among this model's labels ({', '.join(labels)}); "
                      "explaining its prediction instead")
         return None
-    raise ValueError(f"target must be None, a class index or a label name, not {type(target).__name__}")
+    return int(target)
 
 
 def _ms(start: float) -> float:

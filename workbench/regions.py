@@ -1,53 +1,65 @@
 """Face regions from the five aligned landmarks, and how a map's mass is shared among them.
 
-Regions are ellipses scaled by the inter-ocular distance d, so they follow each face's geometry
-whatever template or size the model uses. Overlaps are resolved in the order eyes, brows, mouth,
-nose, cheeks (a pixel belongs to the first region that claims it); the rest of the face is `other`.
+The regions tile the face: a face oval drawn from the landmarks (about 2.3 inter-ocular distances
+wide, from a forehead 1.1 d above the eyes to a chin 0.75 d below the mouth) is split into
+forehead, brows, eyes, nose, mouth, cheeks and chin; `other` is what lies outside the oval (hair,
+background, neck). Coordinates run along the eye axis and across it in units of the inter-ocular
+distance d, so the regions follow each face's geometry, tilt and scale whatever template or input
+size a model uses. Overlaps go to the first region that claims a pixel, in the order of `REGIONS`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .result import REGIONS
+REGIONS = ("eyes", "brows", "mouth", "nose", "forehead", "chin", "cheeks")
+FACE_HALF_WIDTH, FOREHEAD, CHIN = 1.15, 1.1, 0.75  # in inter-ocular distances
 
 
 def region_masks(landmarks: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Boolean H×W masks for brows, eyes, nose, mouth, cheeks and other.
+    """Boolean H×W masks for each of `REGIONS` and `other`; together they partition the image.
 
     `landmarks` are 5×2 (x, y): left eye, right eye, nose tip, left and right mouth corners, in
     the aligned face's pixel coordinates; `size` is (height, width).
     """
     left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
-    d = max(float(np.linalg.norm(right_eye - left_eye)), 1.0)
+    axis = right_eye - left_eye
+    d = max(float(np.linalg.norm(axis)), 1.0)
+    across = axis / d  # along the eyes, left → right
+    down = np.array([-across[1], across[0]])  # perpendicular, towards the mouth
     eye_mid = (left_eye + right_eye) / 2
-    mouth_mid = (mouth_left + mouth_right) / 2
-    mouth_width = max(float(np.linalg.norm(mouth_right - mouth_left)), 0.5 * d)
     height, width = size
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    offset = np.stack([xs - eye_mid[0], ys - eye_mid[1]], axis=-1)
+    a, b = offset @ across / d, offset @ down / d  # face coordinates, in units of d
 
-    def ellipse(center: np.ndarray, rx: float, ry: float) -> np.ndarray:
-        return ((xs - center[0]) / rx) ** 2 + ((ys - center[1]) / ry) ** 2 <= 1.0
+    def coords(point: np.ndarray) -> tuple[float, float]:
+        return float((point - eye_mid) @ across / d), float((point - eye_mid) @ down / d)
 
-    up = np.array([0.0, -1.0])
-    cheek_y = (eye_mid[1] + mouth_mid[1]) / 2
+    def ellipse(center: tuple[float, float], ra: float, rb: float) -> np.ndarray:
+        return ((a - center[0]) / ra) ** 2 + ((b - center[1]) / rb) ** 2 <= 1.0
+
+    (eye_a, _), (nose_a, nose_b) = coords(right_eye), coords(nose)
+    mouth_a, mouth_b = coords((mouth_left + mouth_right) / 2)
+    mouth_b = max(mouth_b, nose_b + 0.2)
+    mouth_half = max(float(np.linalg.norm(mouth_right - mouth_left)) / (2 * d), 0.25)
+    top, bottom = -FOREHEAD, mouth_b + CHIN
+    face = ellipse((0.0, (top + bottom) / 2), FACE_HALF_WIDTH, (bottom - top) / 2)
     claims = {
-        "eyes": ellipse(left_eye, 0.32 * d, 0.2 * d) | ellipse(right_eye, 0.32 * d, 0.2 * d),
-        "brows": ellipse(left_eye + 0.38 * d * up, 0.4 * d, 0.16 * d)
-        | ellipse(right_eye + 0.38 * d * up, 0.4 * d, 0.16 * d),
-        "mouth": ellipse(mouth_mid, 0.5 * mouth_width + 0.15 * d, 0.3 * d),
-        "nose": ellipse((eye_mid + nose) / 2 + np.array([0.0, 0.1 * d]), 0.22 * d,
-                        max(0.55 * float(np.linalg.norm(nose - eye_mid)), 0.2 * d)),
-        "cheeks": ellipse(np.array([left_eye[0] - 0.05 * d, cheek_y]), 0.33 * d, 0.32 * d)
-        | ellipse(np.array([right_eye[0] + 0.05 * d, cheek_y]), 0.33 * d, 0.32 * d),
+        "eyes": ellipse((-eye_a, 0.0), 0.36, 0.2) | ellipse((eye_a, 0.0), 0.36, 0.2),
+        "brows": ellipse((-eye_a, -0.36), 0.44, 0.17) | ellipse((eye_a, -0.36), 0.44, 0.17),
+        "mouth": ellipse((mouth_a, mouth_b), mouth_half + 0.2, 0.28),
+        "nose": (np.abs(a - nose_a) <= 0.27) & (b >= -0.15) & (b <= nose_b + 0.17),
+        "forehead": b < -0.2,
+        "chin": b > mouth_b + 0.2,
+        "cheeks": np.ones_like(face),
     }
-    taken = np.zeros((height, width), dtype=bool)
+    taken = ~face
     masks = {}
-    for name in ("eyes", "brows", "mouth", "nose", "cheeks"):
+    for name in REGIONS:
         masks[name] = claims[name] & ~taken
         taken |= masks[name]
-    masks = {name: masks[name] for name in REGIONS}
-    masks["other"] = ~taken
+    masks["other"] = ~face
     return masks
 
 

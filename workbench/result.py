@@ -13,6 +13,7 @@ Bundle layout (one directory)::
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -25,11 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import BundleExistsError
+from .errors import BundleError, BundleExistsError
+from .images import short_path
 from .visualise import bar_chart, draw_faces, overlay
 
-REGIONS = ("brows", "eyes", "nose", "mouth", "cheeks")
 FAITHFULNESS_METRICS = ("deletion_auc", "insertion_auc", "road_morf", "road_lerf")
+PARTIAL_SUFFIX = ".partial"
 _PACKAGES = ("fer-workbench", "torch", "torchvision", "transformers", "timm", "grad-cam", "numpy",
              "opencv-python-headless", "pillow", "safetensors")
 
@@ -133,19 +135,28 @@ class AnalysisResult:
         return rows
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
-        """Write the bundle. An existing non-empty `directory` is never touched unless
-        `overwrite`; the bundle is written next to it first and moved into place at the end."""
+        """Write the bundle so that it appears complete or not at all. An existing non-empty
+        `directory` is never touched unless `overwrite`, and a file in its place never is.
+
+        Everything is written into a hidden sibling (`.<name>.<random>.partial`) that is renamed
+        into place at the end; an old bundle is moved aside only once the new one is complete and
+        deleted after the swap. On any failure the partial folder is removed and an old bundle is
+        left as it was; OS failures (disk full, name too long…) are raised as `BundleError`.
+        """
         target = Path(directory)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-            raise BundleExistsError(f"bundle directory {target} already exists and is not empty; "
-                                    "choose another directory or pass overwrite=True")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        shown = short_path(target)
+        try:
+            _check_destination(target, overwrite)
+            staging = _make_staging(target)
+        except BundleError:
+            raise  # already named (BundleExistsError is also an OSError)
+        except OSError as error:
+            raise BundleError(f"cannot write the bundle {shown}: {error.strerror or error}") from error
         try:
             self._write(staging)
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-            staging.rename(target)
+            _swap_into_place(staging, target)
+        except OSError as error:
+            raise BundleError(f"could not write the bundle {shown}: {error.strerror or error}") from error
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -163,6 +174,44 @@ class AnalysisResult:
                 manifest["faces"][index]["models"][name]["files"] = [
                     str(path.relative_to(root)) for path in files]
         (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+
+
+def _check_destination(target: Path, overwrite: bool) -> None:
+    """Refuse, before writing anything, what `save` must not replace: a file or a symbolic link
+    where the bundle folder should be (even with `overwrite`), or a non-empty folder without it."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        kind = "a symbolic link" if target.is_symlink() else "a file"
+        raise BundleExistsError(f"{short_path(target)} is {kind}, not a bundle directory; "
+                                "choose another directory")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise BundleExistsError(f"bundle directory {short_path(target)} already exists and is not empty; "
+                                "choose another directory or pass overwrite=True")
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise BundleError(f"cannot write the bundle {short_path(target)}: {short_path(parent)} is a file")
+    parent.mkdir(parents=True, exist_ok=True)
+
+
+def _make_staging(target: Path) -> Path:
+    """A fresh hidden sibling of `target` (same file system, so the final rename is atomic); its
+    name is cut so that a long bundle name cannot make it exceed the file system's limit."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name[:64]}.", suffix=PARTIAL_SUFFIX, dir=target.parent))
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Rename the complete bundle to `target`; an existing folder there (empty, or an old bundle
+    with `overwrite`) is moved aside first and put back if the rename fails."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    aside = staging.with_name(staging.name.removesuffix(PARTIAL_SUFFIX) + ".old")
+    os.replace(target, aside)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_maps(folder: Path, analysis: ModelAnalysis) -> list[Path]:

@@ -67,6 +67,9 @@ class FerConfig(PretrainedConfig):
         face_template: how faces are cropped for this checkpoint: ``"fer2013"`` (loose crop,
             the face fills the frame, as in FER2013/CK+) or ``"arcface"`` (5-point similarity
             alignment to the 112×112 insightface template, as DDAMFN/POSTER use).
+        calibration_temperature: the model's logits are divided by it (temperature scaling, fitted on the
+            validation split after training), so every softmax of them — pipeline, workbench,
+            app — gives calibrated probabilities. 1.0 = uncalibrated; predictions never change.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class FerConfig(PretrainedConfig):
         image_mean: Sequence[float] = HALF,
         image_std: Sequence[float] = HALF,
         face_template: str = "fer2013",
+        calibration_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         if "id2label" not in kwargs and "num_labels" not in kwargs:
@@ -86,6 +90,7 @@ class FerConfig(PretrainedConfig):
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
         self.face_template = face_template
+        self.calibration_temperature = calibration_temperature
         super().__init__(**kwargs)
         require(isinstance(image_size, int) and image_size >= 8, "image_size",
                 f"got {image_size!r}, expected an integer ≥ 8")
@@ -94,6 +99,7 @@ class FerConfig(PretrainedConfig):
                 "expected three values each (inputs are always 3-channel tensors)")
         require(all(s > 0 for s in self.image_std), "image_std", "values must be positive")
         require_choice("face_template", face_template, FACE_TEMPLATES)
+        require_positive("calibration_temperature", calibration_temperature)
 
 
 def to_model_channels(pixel_values: torch.Tensor, num_channels: int) -> torch.Tensor:
@@ -107,6 +113,14 @@ def to_model_channels(pixel_values: torch.Tensor, num_channels: int) -> torch.Te
     if have == 1:
         return pixel_values.expand(-1, num_channels, -1, -1)
     raise ValueError(f"pixel_values has {have} channels; this model takes {num_channels} (or 1/3)")
+
+
+def _apply_temperature(module: nn.Module, _inputs: Any, output: Any) -> Any:
+    """Forward hook: calibrated logits for every caller (the loss inside forward saw the raw ones)."""
+    temperature = float(getattr(module.config, "calibration_temperature", 1.0) or 1.0)
+    if temperature != 1.0 and getattr(output, "logits", None) is not None:
+        output.logits = output.logits / temperature
+    return output
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -142,6 +156,10 @@ class FerPreTrainedModel(PreTrainedModel):
             if getattr(module, "running_mean", None) is not None:
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
+
+    def post_init(self) -> None:
+        super().post_init()
+        self.register_forward_hook(_apply_temperature)
 
     def cam_target_layers(self) -> list[nn.Module]:
         raise NotImplementedError(f"{type(self).__name__} does not name its Grad-CAM target layers")

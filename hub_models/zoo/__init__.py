@@ -24,7 +24,10 @@ ORG = "fer-workbench"
 ZOO_DIR = Path(__file__).resolve().parent
 MANIFEST = ZOO_DIR / "manifest.json"
 EMBEDDED_MARKER = ".fer-workbench-embedded"
-SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors"}
+SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors", ".csv"}  # .csv: the training curves
+# What the app, the CLI and the benchmarks fall back on, clearly marked untrained, when no trained
+# model is embedded.
+UNTRAINED_FALLBACK = ("patt_lite", "ddamfn", "attention_cnn")
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 
@@ -38,6 +41,14 @@ def model_ids(zoo_dir: Path = ZOO_DIR) -> list[str]:
     return [f"{ORG}/{name}" for name in _read_manifest(zoo_dir)]
 
 
+def default_ids(zoo_dir: Path = ZOO_DIR, limit: int = 3) -> list[str]:
+    """The trained models the app and the CLI open on: the entries the manifest marks
+    ``"default": true`` (else its first ones), at most `limit`."""
+    manifest = _read_manifest(zoo_dir)
+    chosen = [name for name, entry in manifest.items() if entry.get("default")] or list(manifest)
+    return [f"{ORG}/{name}" for name in chosen[:limit]]
+
+
 def folder(model_id: str, zoo_dir: Path = ZOO_DIR) -> Path:
     """The package folder that holds an embedded checkpoint."""
     org, _, name = model_id.partition("/")
@@ -45,6 +56,11 @@ def folder(model_id: str, zoo_dir: Path = ZOO_DIR) -> Path:
         embedded = ", ".join(model_ids(zoo_dir)) or "none"
         raise ValueError(f"{model_id!r} is not in the embedded zoo; embedded: {embedded}")
     return zoo_dir / name
+
+
+def revision(model_id: str, zoo_dir: Path = ZOO_DIR) -> str:
+    """The pinned revision of an embedded checkpoint (its Hub commit hash in the cache)."""
+    return _read_manifest(zoo_dir)[folder(model_id, zoo_dir).name]["revision"]
 
 
 def _revision(files: list[Path]) -> str:
@@ -63,12 +79,12 @@ def _cast_to_fp16(weights: Path) -> None:
     save_file(halved, str(weights), metadata={"format": "pt", "stored_dtype": "float16"})
 
 
-def add(checkpoint: Path, name: str, *, fp16: bool = False, zoo_dir: Path = ZOO_DIR) -> str:
+def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = False, zoo_dir: Path = ZOO_DIR) -> str:
     """Copy a trained Hub folder into the zoo as ``fer-workbench/<name>`` and pin its revision.
 
     Refuses to replace an existing entry: git history keeps every committed checkpoint, so a
     checkpoint goes in once, when final. ``fp16`` stores weights in half precision (they load
-    back as float32) to keep the zoo small.
+    back as float32) to keep the zoo small. ``default`` marks it as one the app and the CLI open on.
     """
     checkpoint = Path(checkpoint)
     missing = [f for f in REQUIRED_FILES if not (checkpoint / f).is_file()]
@@ -85,7 +101,8 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, zoo_dir: Path = ZOO_
     if fp16:
         _cast_to_fp16(target / "model.safetensors")
     manifest = _read_manifest(zoo_dir)
-    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16}
+    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16, **({"default": True} if default
+                                                                                        else {})}
     (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return f"{ORG}/{name}"
 

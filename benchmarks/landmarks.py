@@ -1,0 +1,153 @@
+"""Landmark quality under known transforms, and what it does to the aligned face and the prediction.
+
+Each photo is rotated, scaled, shifted and mirrored by known amounts; the landmarks found on the
+transformed photo are compared with the original photo's landmarks moved by the same transform
+(error as a share of the inter-ocular distance), the face aligned from the transformed photo with
+the one aligned from the original (Pearson correlation of the grey pixels), and a model's
+prediction on both.
+
+Photos: the app's public-domain examples, plus `--ckplus N` CK+ faces (48 px, from FER_DATA_DIR)
+upscaled and pasted into a larger canvas, so that the detector sees them with context.
+
+    python benchmarks/landmarks.py --detectors retinaface yunet --ckplus 40
+    python benchmarks/landmarks.py --model fer-workbench/patt-lite-fer2013 --detectors retinaface
+
+A benchmark, not a test: it prints a markdown table of medians and shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2
+import numpy as np
+import torch
+
+from hub_models import zoo
+from workbench import Detection, align_face, get_detector, load_image, load_model, prepare_face
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "spaces" / "examples"
+TRANSFORMS = {"rotate -15°": (-15, 1.0, (0, 0), False), "rotate -10°": (-10, 1.0, (0, 0), False),
+              "rotate -5°": (-5, 1.0, (0, 0), False), "rotate +5°": (5, 1.0, (0, 0), False),
+              "rotate +10°": (10, 1.0, (0, 0), False), "rotate +15°": (15, 1.0, (0, 0), False),
+              "scale 0.7": (0, 0.7, (0, 0), False), "scale 1.3": (0, 1.3, (0, 0), False),
+              "shift 8 %": (0, 1.0, (0.08, -0.05), False), "mirror": (0, 1.0, (0, 0), True)}
+FACE_SIDE = 64
+
+
+def transform_matrix(size: tuple[int, int], degrees: float, scale: float, shift: tuple[float, float],
+                     mirror: bool) -> np.ndarray:
+    """2×3 matrix of the known transform about the image centre (degrees counter-clockwise)."""
+    height, width = size
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
+    matrix[:, 2] += (shift[0] * width, shift[1] * height)
+    if mirror:
+        matrix = np.array([[-1.0, 0, width], [0, 1, 0]]) @ np.vstack([matrix, [0, 0, 1]])
+    return matrix
+
+
+def moved(points: np.ndarray, matrix: np.ndarray, mirror: bool) -> np.ndarray:
+    """Landmarks through the transform; a mirror also swaps left/right eye and mouth corner."""
+    out = points @ matrix[:, :2].T + matrix[:, 2]
+    return out[[1, 0, 2, 4, 3]] if mirror else out
+
+
+def largest(detector, rgb: np.ndarray) -> Detection | None:
+    found = detector.detect(rgb)
+    return found[0] if found else None
+
+
+def correlation(first: np.ndarray, second: np.ndarray) -> float:
+    a = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY).astype(np.float64).ravel()
+    b = cv2.cvtColor(second, cv2.COLOR_RGB2GRAY).astype(np.float64).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def pasted_ckplus(count: int, seed: int = 0) -> list[np.ndarray]:
+    """CK+ faces upscaled to 160 px and pasted at random places into 400×400 noisy canvases."""
+    from training.data import default_data_dir
+
+    files = sorted((default_data_dir() / "ckplus48").glob("*/*.png"))
+    rng = np.random.default_rng(seed)
+    photos = []
+    for path in rng.choice(files, size=min(count, len(files)), replace=False):
+        face = cv2.resize(np.asarray(load_image(path).rgb), (160, 160), interpolation=cv2.INTER_CUBIC)
+        canvas = np.clip(rng.normal(120, 25, (400, 400, 3)), 0, 255).astype(np.uint8)
+        y, x = rng.integers(60, 180, size=2)
+        canvas[y:y + 160, x:x + 160] = face
+        photos.append(canvas)
+    return photos
+
+
+def measure(detector, photos: list[np.ndarray], model) -> dict[str, list[float]]:
+    rows: dict[str, list[float]] = {}
+    for rgb in photos:
+        original = largest(detector, rgb)
+        if original is None:
+            continue
+        reference = align_face(rgb, original.landmarks, "fer2013", FACE_SIDE).image
+        predicted = predict(model, rgb, original) if model is not None else None
+        iod = float(np.linalg.norm(original.landmarks[1] - original.landmarks[0]))
+        for name, (degrees, scale, shift, mirror) in TRANSFORMS.items():
+            matrix = transform_matrix(rgb.shape[:2], degrees, scale, shift, mirror)
+            warped = cv2.warpAffine(rgb, matrix, (rgb.shape[1], rgb.shape[0]), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT101)
+            found = largest(detector, warped)
+            row = rows.setdefault(name, [])
+            if found is None:
+                row.append(float("nan"))
+                continue
+            expected = moved(original.landmarks, matrix, mirror)
+            error = float(np.linalg.norm(found.landmarks - expected, axis=1).mean() / (iod * scale))
+            aligned = align_face(warped, found.landmarks, "fer2013", FACE_SIDE).image
+            if mirror:
+                aligned = aligned[:, ::-1]
+            same = predict(model, warped, found) == predicted if model is not None else float("nan")
+            row.append((error, correlation(reference, aligned), float(same)))
+    return rows
+
+
+def predict(model, rgb: np.ndarray, detection: Detection) -> int:
+    _, pixels = prepare_face(model, rgb, detection, whole_image=False)
+    with torch.no_grad():
+        return int(model.model(pixel_values=pixels).logits.argmax())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--detectors", nargs="+", default=["retinaface", "yunet"])
+    parser.add_argument("--ckplus", type=int, default=0, help="also N CK+ faces pasted into canvases")
+    parser.add_argument("--model", default=None, help="model whose prediction is compared (default: first zoo model)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    photos = [np.asarray(load_image(path).rgb) for path in sorted(EXAMPLES.glob("*.jpg"))]
+    photos += pasted_ckplus(args.ckplus) if args.ckplus else []
+    spec = args.model or next(iter(zoo.default_ids()), None)
+    model = load_model(spec) if spec else None
+    print(f"{len(photos)} photos ({args.ckplus} pasted CK+); aligned faces: fer2013 template, {FACE_SIDE} px; "
+          f"prediction: {spec or 'none'}\n")
+    print("| detector | transform | faces | landmark error (median, × IOD) | mean error | aligned-face r (median) "
+          "| prediction unchanged |\n|---|---|---:|---:|---:|---:|---:|")
+    for name in args.detectors:
+        detector = get_detector(name)
+        for transform, values in measure(detector, photos, model).items():
+            found = [v for v in values if isinstance(v, tuple)]
+            if not found:
+                print(f"| {name} | {transform} | 0/{len(values)} | – | – | – | – |")
+                continue
+            errors, correlations, same = zip(*found, strict=True)
+            print(f"| {name} | {transform} | {len(found)}/{len(values)} | {statistics.median(errors):.3f} | "
+                  f"{statistics.fmean(errors):.3f} | {statistics.median(correlations):.3f} | "
+                  f"{100 * statistics.fmean(same):.0f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

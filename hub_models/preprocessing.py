@@ -1,0 +1,30 @@
+"""The one path from a face to a model's input: its own image processor (the one its config
+describes and `save_pretrained` writes as ``preprocessor_config.json``).
+
+Training, evaluation, the engine and the app all call `pixel_values`, with a tight face crop (any
+size: the processor resizes it) or an aligned face (already at the model's size: the resize is the
+identity). So the same face gives the same tensor everywhere; `face_as_seen` turns that tensor
+back into the uint8 picture the explanations are drawn on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def pixel_values(processor: Any, images: Any) -> torch.Tensor:
+    """uint8 faces — one H×W×3 array, a C×H×W tensor, a stacked B×C×H×W tensor or a list — →
+    B×3×S×S float tensor, resized, rescaled and normalised as the processor's config says."""
+    return processor(images=images, return_tensors="pt")["pixel_values"]
+
+
+def face_as_seen(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The first face of a normalised batch as an S×S×3 uint8 picture (undoes rescale and normalise)."""
+    mean_t = torch.tensor(list(mean), dtype=torch.float32)[:, None, None]
+    std_t = torch.tensor(list(std), dtype=torch.float32)[:, None, None]
+    picture = (pixels[0].float() * std_t + mean_t).mul_(255.0).round_().clamp_(0, 255)
+    return np.ascontiguousarray(picture.to(torch.uint8).permute(1, 2, 0).numpy())

@@ -1,0 +1,136 @@
+"""The CPU fast path and what it feeds: batch augmentation as tensors, calibration (ECE and
+temperature scaling) and a `--recipe cpu` run that ends calibrated."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import hub_models
+from training import calibrate, finetune
+from training.batch_augment import BatchAugment, erase_rectangles, soft_targets
+from training.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability,
+    softmax,
+)
+from training.data import default_data_dir
+from training.recipes import CPU_RECIPES, RECIPES, recipe_for
+
+DATA = default_data_dir()
+needs_fer2013 = pytest.mark.skipif(not (DATA / "fer2013").is_dir(),
+                                   reason=f"FER2013 not found under {DATA} (set FER_DATA_DIR)")
+
+
+def batch(size: int = 16, side: int = 24, channels_last: bool = True) -> torch.Tensor:
+    images = torch.linspace(-1, 1, side).view(1, 1, 1, side).expand(size, 3, side, side).clone()
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def test_soft_targets_smooth_and_keep_distributions():
+    targets = soft_targets(torch.tensor([0, 2]), 4, 0.1)
+    torch.testing.assert_close(targets[0], torch.tensor([0.925, 0.025, 0.025, 0.025]))
+    votes = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
+    torch.testing.assert_close(soft_targets(votes, 4, 0.0), votes)
+
+
+def test_flip_only_mirrors_each_face_and_keeps_the_memory_format():
+    torch.manual_seed(0)
+    augment = BatchAugment(flip=True, rotate=0, scale=(1.0, 1.0), translate=0, erase=0, label_smoothing=0)
+    images = batch()
+    out, targets = augment(images, torch.arange(16) % 7, 7)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    mirrored = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, images, strict=True)]
+    kept = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, images, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and any(mirrored) and any(kept)
+    torch.testing.assert_close(targets.sum(1), torch.ones(16))
+
+
+def test_erasing_blanks_one_rectangle_in_the_chosen_faces():
+    torch.manual_seed(1)
+    images = torch.ones(32, 1, 20, 20)
+    out = erase_rectangles(images, probability=0.5)
+    blanked = (out == 0).flatten(1).sum(1)
+    assert 0 < int((blanked > 0).sum()) < 32
+    assert int(blanked.max()) <= 0.2 * 400 + 40  # at most ~20 % of the face (rounding of the box edges)
+
+
+def test_mixing_mixes_labels_in_the_same_proportion_as_pixels():
+    torch.manual_seed(2)
+    augment = BatchAugment(flip=False, rotate=0, scale=(1.0, 1.0), translate=0, erase=0, mixup=1.0, mix_prob=1.0,
+                           label_smoothing=0)
+    images = torch.stack([torch.full((3, 8, 8), float(i)) for i in range(8)])
+    out, targets = augment(images, torch.arange(8) % 4, 4)
+    torch.testing.assert_close(targets.sum(1), torch.ones(8))
+    share = targets[0, 0].item()  # image 0 has class 0; its partner has another class or the same
+    assert 0.0 <= share <= 1.0 and not torch.equal(out, images)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_grows_with_overconfidence():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.3, 1.0, 20_000)
+    correct = rng.uniform(size=confidence.shape) < confidence
+    labels = np.where(correct, 0, 1)
+    probabilities = np.stack([confidence, 1 - confidence], axis=1)
+    assert expected_calibration_error(probabilities, labels) < 0.02
+    sharpened = softmax(np.log(probabilities) * 3)
+    assert expected_calibration_error(sharpened, labels) > 0.1
+    assert sum(row["count"] for row in reliability(probabilities, labels)) == 20_000
+
+
+def test_temperature_is_recovered_from_overconfident_logits():
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(0, 1.5, (6_000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in softmax(true_logits)])
+    logits = 2.5 * true_logits  # the model is over-confident by a factor 2.5
+    temperature = fit_temperature(logits, labels)
+    assert temperature == pytest.approx(2.5, rel=0.1)
+    assert negative_log_likelihood(logits, labels, temperature) < negative_log_likelihood(logits, labels)
+
+
+def test_temperature_divides_the_logits_everywhere_and_never_changes_the_prediction():
+    model = hub_models.create_model("patt_lite", image_size=64).eval()
+    pixels = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        raw = model(pixel_values=pixels).logits
+        model.config.calibration_temperature = 3.0
+        scaled = model(pixel_values=pixels).logits
+    torch.testing.assert_close(scaled, raw / 3.0)
+    assert torch.equal(scaled.argmax(1), raw.argmax(1))
+
+
+def test_every_architecture_has_a_cpu_recipe_with_its_fast_path():
+    for name in hub_models.ARCHITECTURES:
+        cpu = recipe_for(name, "cpu")
+        assert cpu is CPU_RECIPES[name] and cpu.batch_augment is not None and cpu.augment == ()
+        assert (cpu.precision, cpu.compile, cpu.channels_last) == (
+            RECIPES[name].precision, RECIPES[name].compile, RECIPES[name].channels_last)
+    with pytest.raises(ValueError, match="unknown recipe kind"):
+        recipe_for("patt_lite", "gpu")
+
+
+@needs_fer2013
+def test_cpu_recipe_run_is_bf16_at_the_recipes_size_and_ends_calibrated(tmp_path):
+    out = tmp_path / "run"
+    threads = torch.get_num_threads()
+    try:
+        summary = finetune.run(["--model", "patt_lite", "--recipe", "cpu", "--dataset", "fer2013", "--limit", "96",
+                                "--epochs", "1", "--batch-size", "32", "--threads", "1", "--output-dir", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    config = json.loads((out / "config.json").read_text())
+    assert config["image_size"] == 64 and config["batch_norm_momentum"] == 0.1  # the recipe's model_config
+    assert config["calibration_temperature"] == pytest.approx(summary["temperature"])
+    report = json.loads((out / "calibration.json").read_text())
+    assert report["fitted_on"] == "validation" and 0 <= report["test"]["ece_after"] <= 1
+    card = (out / "README.md").read_text()
+    assert "## Calibration" in card and "bf16" in card and "BatchAugment" in card
+    assert (out / "reliability_test.png").is_file()
+    # Re-calibrating the finished folder replaces the card section instead of adding a second one.
+    calibrate.run(["--model", str(out), "--limit", "96"])
+    assert (out / "README.md").read_text().count("## Calibration") == 1
