@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 EXAMPLES = REPO / "spaces" / "examples"
 
 
@@ -72,10 +73,13 @@ class Sampler(threading.Thread):
             self.stop.wait(self.every)
 
 
+MODELS: list[str] = []  # the app's default models, set in main()
+
+
 def analyze(client, photo: Path) -> None:
     from gradio_client import handle_file
 
-    client.predict(handle_file(str(photo)), None, "gradcam", "predicted class", api_name="/analyze")
+    client.predict(handle_file(str(photo)), MODELS, "gradcam", "predicted class", api_name="/analyze")
 
 
 def clients_phase(url: str, clients: int, minutes: float) -> int:
@@ -139,6 +143,10 @@ def main() -> None:
     env = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     if args.models:
         env["FER_APP_MODELS"] = args.models
+    from spaces.model_choice import default_models
+
+    os.environ.update(env)
+    MODELS[:] = default_models()
     import tempfile
 
     process = start_app(args.port, env)

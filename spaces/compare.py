@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -54,11 +56,33 @@ class ModelColumn:
 
 @dataclass
 class Analysis:
-    """What a session keeps between events: the result and the models that produced it."""
+    """What a session keeps between events: the result and the models that produced it.
+
+    The working image (up to 2048 px, ≈ 9 MB as an array) is kept JPEG-compressed (≈ 0.5 MB): every
+    open session holds one, and it is only needed again to redraw the face boxes or write a bundle.
+    """
 
     result: AnalysisResult
     method: str
     models: dict[str, LoadedModel]
+    image_jpeg: bytes = b""
+
+    @classmethod
+    def keep(cls, result: AnalysisResult, models: list[LoadedModel]) -> Analysis:
+        ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(result.image[..., ::-1]),
+                                   [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            return cls(result, result.methods[0], {m.name: m for m in models})
+        compact = dataclasses.replace(result, image=np.zeros((1, 1, 3), np.uint8))
+        return cls(compact, result.methods[0], {m.name: m for m in models}, encoded.tobytes())
+
+    def image(self) -> np.ndarray:
+        if not self.image_jpeg:
+            return self.result.image
+        return cv2.imdecode(np.frombuffer(self.image_jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+    def full_result(self) -> AnalysisResult:
+        return dataclasses.replace(self.result, image=np.ascontiguousarray(self.image()))
 
     @property
     def trained(self) -> dict[str, bool]:
@@ -116,7 +140,7 @@ def analyze(image: Any, models: list[str] | str | None, method: str, target: str
                                        faithfulness=False, max_faces=MAX_FACES)
     except (WorkbenchError, ValueError) as error:
         raise friendly(error) from error
-    session = Analysis(result, result.methods[0], {m.name: m for m in workbench.models})
+    session = Analysis.keep(result, workbench.models)
     return session, *render(session, 0)
 
 
@@ -148,7 +172,7 @@ def bundle(session: Analysis | None) -> dict[str, Any]:
     if session is None:
         raise gr.Error("Run a comparison first; the bundle holds its results.", title="Nothing to download")
     workdir = Path(tempfile.mkdtemp(prefix="fer-bundle-"))
-    folder = session.result.save(workdir / "analysis")
+    folder = session.full_result().save(workdir / "analysis")
     archive = shutil.make_archive(str(workdir / f"fer-workbench-{session.result.input['sha256'][:12]}"), "zip",
                                   folder)
     shutil.rmtree(folder)
@@ -158,7 +182,7 @@ def bundle(session: Analysis | None) -> dict[str, Any]:
 def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
     """Every Compare output for one face: status, boxes, face picker, model columns, charts."""
     result = session.result
-    boxes_image = draw_faces(result.image, [f.box for f in result.faces], [f.landmarks for f in result.faces])
+    boxes_image = draw_faces(session.image(), [f.box for f in result.faces], [f.landmarks for f in result.faces])
     choices = [(_face_label(i, face), i) for i, face in enumerate(result.faces)]
     picker = gr.update(choices=choices, value=face_index if choices else None, interactive=len(choices) > 1)
     status = _status(result, session.trained)
