@@ -74,6 +74,7 @@ class Sampler(threading.Thread):
 
 
 MODELS: list[str] = []  # the app's default models, set in main()
+FAILURES: list[str] = []  # requests that raised (e.g. a download cut short), reported with the figures
 
 
 def analyze(client, photo: Path) -> None:
@@ -92,7 +93,10 @@ def clients_phase(url: str, clients: int, minutes: float) -> int:
     def work(index: int) -> None:
         client = Client(url, verbose=False)
         while time.monotonic() < deadline:
-            analyze(client, photos[(index + done[index]) % len(photos)])
+            try:
+                analyze(client, photos[(index + done[index]) % len(photos)])
+            except Exception as error:
+                FAILURES.append(f"{type(error).__name__}: {str(error)[:120]}")
             done[index] += 1
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
@@ -167,6 +171,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{args.clients} clients × {args.minutes:g} min: {requests} analyses; then {sessions} fresh sessions "
           f"(2048 px photo); load average {load:.1f}\n")
+    if FAILURES:
+        print(f"{len(FAILURES)} requests failed, first: {FAILURES[0]}\n")
     print("| phase | plateau after warm-up (MB) | peak (MB) | end (MB) | end vs plateau |\n|---|---:|---:|---:|---|")
     plateau = plateau_of(sampler.samples, "clients")
     for phase in ("clients", "sessions"):
