@@ -24,7 +24,7 @@ QUEUE_SIZE = 32
 MAX_UPLOAD = "25mb"
 # Sessions kept at once (Gradio's default is 10,000, at several MB each): beyond it the least
 # recently used session's state is dropped, so memory stays bounded under any number of visitors.
-SESSION_CAPACITY = 16
+SESSION_CAPACITY = 24
 
 
 def session_capacity() -> int:
