@@ -157,14 +157,14 @@ def _load_named(spec: str, overrides: dict[str, Any], labels: Sequence[str] | No
     if overrides.keys() - {"ignore_mismatched_sizes"} and not labels:
         raise ModelLoadError(f"config overrides only apply to architecture names, not to {spec!r}")
     if spec in zoo.model_ids():
-        loaded = _load_folder(zoo.folder(spec), spec, "zoo", labels, trust)
+        loaded = _load_folder(zoo.folder(spec), spec, "zoo", labels, trust, overrides)
         loaded.revision = zoo.revision(spec)
         return loaded
     folder = _local_folder(spec, folders)
     if folder is not None:
-        return _load_folder(folder, spec, "folder", labels, trust)
+        return _load_folder(folder, spec, "folder", labels, trust, overrides)
     if HUB_ID.match(spec):
-        return _load_folder(_download(spec, revision), spec, "hub", labels, trust)
+        return _load_folder(_download(spec, revision), spec, "hub", labels, trust, overrides)
     raise ModelLoadError(f"unknown model {_shorten(spec)!r}: choose {describe_choices(folders)}")
 
 
@@ -214,7 +214,8 @@ def _download(repo_id: str, revision: str | None) -> Path:
         raise ModelLoadError(f"cannot load Hub model {repo_id!r}: {why}") from error
 
 
-def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | None, trust: bool) -> LoadedModel:
+def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | None, trust: bool,
+                 overrides: dict[str, Any]) -> LoadedModel:
     from safetensors import SafetensorError
     from transformers import AutoModelForImageClassification
 
@@ -226,7 +227,8 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
         raise ModelLoadError(f"{where} {spec!r} has no config.json: it is not a saved model")
     if not (folder / "model.safetensors").is_file():
         raise ModelLoadError(f"{where} {spec!r} has no model.safetensors (only safetensors weights are loaded)")
-    kwargs: dict[str, Any] = {"trust_remote_code": trust, "use_safetensors": True}
+    # Config overrides for a saved model (fine-tuning with --config) go to from_pretrained, as before.
+    kwargs: dict[str, Any] = {**overrides, "trust_remote_code": trust, "use_safetensors": True}
     if labels is not None and _config_labels(folder) != list(labels):
         kwargs |= {**label_maps(labels), "num_labels": len(labels), "ignore_mismatched_sizes": True}
     try:
