@@ -1,6 +1,6 @@
 """Speed of the app's two paths on CPU (2 threads by default): the webcam pipeline and one upload.
 
-* webcam: frames per second of the Webcam tab's stream handler (`spaces.live.live_frame`:
+* webcam: frames per second of the Webcam tab's stream handler (`spaces.live_view.live_frame`:
   decode, RetinaFace detection, alignment, each model's forward + Grad-CAM, overlay tiles) on a
   640×480 clip of an example photo drifting a few pixels, for each model alone and for all of
   them together;
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spaces import compare, live
+from spaces import compare_view, live_view
 from spaces.model_choice import default_models, parse_choice
 
-EXAMPLES = Path(compare.EXAMPLES_DIR)
+EXAMPLES = Path(compare_view.EXAMPLES_DIR)
 
 
 def camera_frames(count: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
@@ -54,11 +54,11 @@ def webcam_fps(models: list[str], frames: list[np.ndarray], warmup: int = 3) -> 
     """(frames per second, median ms per frame) of the stream handler; fps from the median frame
     time, so that a few frames slowed by other processes do not dominate it."""
     for frame in frames[:warmup]:
-        live.live_frame(frame, models, "gradcam")
+        live_view.live_frame(frame, models, "gradcam")
     times = []
     for frame in frames:
         start = time.perf_counter()
-        strip, summary = live.live_frame(frame, models, "gradcam")
+        strip, summary = live_view.live_frame(frame, models, "gradcam")
         times.append(time.perf_counter() - start)
         if strip is None:
             raise RuntimeError(f"no result for a frame: {summary}")
@@ -79,11 +79,11 @@ def upload_latency(models: list[str], repeats: int) -> dict[str, float]:
         handler, faithfulness, http = [], [], []
         for index in range(repeats + 1):  # the first round loads the models and is not counted
             start = time.perf_counter()
-            session, *_ = compare.analyze(str(photo), models, "gradcam", compare.PREDICTED)
+            session, *_ = compare_view.analyze(str(photo), models, "gradcam", compare_view.PREDICTED)
             middle = time.perf_counter()
-            compare.score_faithfulness(session, 0)
+            compare_view.score_faithfulness(session, 0)
             end = time.perf_counter()
-            client.predict(handle_file(str(photo)), models, "gradcam", compare.PREDICTED, api_name="/analyze")
+            client.predict(handle_file(str(photo)), models, "gradcam", compare_view.PREDICTED, api_name="/analyze")
             done = time.perf_counter()
             if index:
                 handler.append(middle - start)

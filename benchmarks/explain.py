@@ -20,13 +20,20 @@ import matplotlib
 import numpy as np
 import torch
 
-from hub_models import zoo
-from workbench import FAST_METHODS, Detection, LoadedModel, Workbench, load_image, prepare_face
+from workbench import (
+    FAST_METHODS,
+    Detection,
+    LoadedModel,
+    Workbench,
+    default_models,
+    load_image,
+    median_ms,
+    prepare_face,
+)
 from workbench.cams import explain
 from workbench.faces import get_detector
 from workbench.faithfulness import faithfulness_scores
 from workbench.native import read_native_maps
-from workbench.timing import median_ms
 
 PHOTO = Path(os.path.dirname(matplotlib.__file__)) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
 
@@ -35,15 +42,15 @@ def time_model(loaded: LoadedModel, rgb: np.ndarray, landmarks: np.ndarray, repe
     model = loaded.model
     detection = Detection((0.0, 0.0, 1.0, 1.0), landmarks, 1.0)
     face, pixels = prepare_face(loaded, rgb, detection, whole_image=False)
-    names, size = model.attention_names(), face.image.shape[:2]
+    size = face.image.shape[:2]
 
-    def forward(attentions: bool = False):
+    def forward(maps: bool = False):
         with torch.no_grad():
-            return model(pixel_values=pixels, output_attentions=attentions)
+            return model(pixel_values=pixels, output_maps=maps)
 
     row = {"align": median_ms(lambda: prepare_face(loaded, rgb, detection, whole_image=False), repeats),
            "forward": median_ms(forward, repeats),
-           "native": median_ms(lambda: read_native_maps(forward(True).attentions, names, size), repeats)}
+           "native": median_ms(lambda: read_native_maps(forward(True).maps, size), repeats)}
     for method in FAST_METHODS:
         row[method] = median_ms(lambda method=method: explain(model, pixels, [method], None, False), repeats)
     heatmap = explain(model, pixels, ["gradcam"], None, False).maps["gradcam"]
@@ -60,7 +67,7 @@ def main() -> None:
     parser.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    specs = args.models or zoo.default_ids() or list(zoo.UNTRAINED_FALLBACK)
+    specs = args.models or default_models()
     workbench = Workbench(specs, detector=args.detector)
     image = load_image(args.image)
     detections = {name: median_ms(lambda name=name: get_detector(name).detect(image.rgb), args.repeats)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import inspect
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -85,13 +86,16 @@ class LoadedModel:
                               "face_template": config.face_template},
             "calibration_temperature": float(getattr(config, "calibration_temperature", 1.0) or 1.0),
             "cam_target_layers": len(self.model.cam_target_layers()),
-            "attention_names": list(self.model.attention_names()),
         }
 
 
 def model_labels(model: nn.Module) -> list[str]:
-    """Class names in output order (config.json stores `id2label` keys as strings)."""
-    id2label = model.config.id2label
+    """Class names in output order."""
+    return label_list(model.config.id2label)
+
+
+def label_list(id2label: Mapping[Any, Any]) -> list[str]:
+    """`id2label` → names by index; the one reading of it (config.json stores the keys as strings)."""
     return [str(id2label[key]) for key in sorted(id2label, key=int)]
 
 
@@ -134,7 +138,9 @@ def check_protocol(model: nn.Module, name: str) -> None:
     """Fail early, naming what is missing, instead of deep inside a CAM call."""
     config = getattr(model, "config", None)
     missing = [f"config.{key}" for key in PROTOCOL_CONFIG if not hasattr(config, key)]
-    missing += [method for method in ("cam_target_layers", "attention_names") if not hasattr(model, method)]
+    missing += ["cam_target_layers()"] if not hasattr(model, "cam_target_layers") else []
+    if "output_maps" not in inspect.signature(model.forward).parameters:
+        missing.append("forward(..., output_maps)")
     if missing:
         raise ModelLoadError(f"model {name!r} does not follow the FER Workbench explanation protocol "
                              f"(missing {', '.join(missing)}); see hub_models/shared/fer_base.py")
@@ -266,8 +272,7 @@ def _unfinished_run(folder: Path) -> str | None:
 
 def _config_labels(folder: Path) -> list[str] | None:
     try:
-        id2label = json.loads((folder / "config.json").read_text()).get("id2label") or {}
-        return [str(id2label[key]) for key in sorted(id2label, key=int)]
+        return label_list(json.loads((folder / "config.json").read_text()).get("id2label") or {})
     except (OSError, ValueError, AttributeError):
         return None
 

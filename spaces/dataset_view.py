@@ -1,13 +1,13 @@
 """The Dataset tab: each chosen model's confusion matrix on a test split, and the faces in any
 cell with their explanations.
 
-Data loading and scoring are the training package's (the same code that produces the model
-cards' figures); explanations are the engine's. Nothing from the datasets leaves the machine.
+Faces and scores come from the engine (`workbench.test_faces`, `workbench.score_faces`: the same
+code that produces the model cards' figures), and so do the explanations. Nothing from the
+datasets leaves the machine.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +16,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from training.calibration import calibration_report, draw_reliability
-from training.data import DataError, FerData, default_data_dir, find_fer2013_csv, load_data
-from training.evaluation import label_index_map, predict_logits
-from training.inputs import FaceDataset
-from training.metrics import confusion_matrix
-from workbench import WorkbenchError, overlay
+from workbench import (
+    DataError,
+    TestFaces,
+    WorkbenchError,
+    confusion_matrix,
+    draw_reliability,
+    overlay,
+    score_faces,
+    test_faces,
+)
 
-from .compare import DEFAULT_METHOD, friendly
+from .common import DEFAULT_METHOD, friendly
 from .model_choice import POOL, parse_choice
 
 INTRO = ("### Models on a test set\nThe confusion matrix of each chosen model on a test split, computed here "
@@ -33,66 +37,47 @@ DATASETS = [("FER2013 PrivateTest", "fer2013"), ("FERPlus PrivateTest (majority 
 DEFAULT_SUBSET = 256
 MAX_SUBSET = 3584
 CELL_FACES = 12
-_DATA: dict[str, FerData] = {}
-_DATA_LOCK = threading.Lock()
 
 
 @dataclass
 class DatasetRun:
     """One evaluation: the subset's faces and true labels, and each model's predictions."""
 
-    dataset: str
-    labels: tuple[str, ...]
-    images: np.ndarray | list
-    truth: np.ndarray
+    faces: TestFaces
     predictions: dict[str, np.ndarray]
     specs: dict[str, str]
     calibration: dict[str, dict[str, Any]]
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.faces.labels
 
-def availability() -> tuple[bool, str]:
-    """Whether the data directory is there; the note says where it was looked for."""
-    directory = default_data_dir()
-    try:
-        find_fer2013_csv(directory)
-    except DataError as error:
-        return False, f"⚠ Not available here: {error}. Set `FER_DATA_DIR` to the folder with `fer2013/`."
-    return True, f"Data from `{directory}` (set `FER_DATA_DIR` to change it)."
-
-
-def _dataset(name: str) -> FerData:
-    with _DATA_LOCK:
-        if name not in _DATA:
-            _DATA[name] = load_data(name, on_bad="skip")
-        return _DATA[name]
+    @property
+    def truth(self) -> np.ndarray:
+        return self.faces.truth
 
 
 def evaluate(models: list[str] | str | None, dataset: str, size: float) -> tuple[Any, ...]:
     """Score each model on the first `size` test images; return the matrices and the cell pickers."""
     try:
         specs = parse_choice(models)
-        data = _dataset(dataset or "fer2013")
-        split = data.test.head(int(size))
-        truth = split.hard_labels()
+        faces = test_faces(dataset or "fer2013", int(size))
         predictions, skipped, names, calibration = {}, [], {}, {}
         for spec in specs:
             loaded = POOL.model(spec)
             try:
-                to_data = label_index_map(loaded.labels, data.labels)
+                with POOL.using([loaded]):
+                    scores = score_faces(loaded, faces)
             except DataError as error:
                 skipped.append(f"{loaded.name}: {error}")
                 continue
-            with POOL.using([loaded]):
-                logits = predict_logits(loaded.model, FaceDataset(split), batch_size=64)
-            predictions[loaded.name] = to_data[logits.argmax(axis=1)]
+            predictions[loaded.name] = scores.predictions
             names[loaded.name] = spec
-            temperature = float(getattr(loaded.config, "calibration_temperature", 1.0) or 1.0)
-            calibration[loaded.name] = calibration_report(logits * temperature,  # the model's raw logits
-                                                          np.argsort(to_data)[truth], temperature)
+            calibration[loaded.name] = scores.calibration
     except (DataError, WorkbenchError, ValueError) as error:
         raise friendly(error) from error
-    run = DatasetRun(dataset, tuple(data.labels), split.images, truth, predictions, names, calibration)
-    status = _status(run, data, skipped)
+    run = DatasetRun(faces, predictions, names, calibration)
+    status = _status(run, skipped)
     first = next(iter(predictions), None)
     labels = list(run.labels)
     return (run, status, confusion_figure(run), reliability_figure(run),
@@ -144,8 +129,8 @@ def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None,
         gallery = []
         with POOL.using(workbench.models):
             for row in rows:
-                result = workbench.analyze(run.images[int(row)], methods=[method or DEFAULT_METHOD], faithfulness=False,
-                                           regions=False, native=False, assume_face=True)
+                result = workbench.analyze(run.faces.images[int(row)], methods=[method or DEFAULT_METHOD],
+                                           faithfulness=False, regions=False, native=False, assume_face=True)
                 analysis = next(iter(result.faces[0].models.values()))
                 heatmap = next(iter(analysis.cams.values()))
                 caption = (f"test image {row}: {true_class} → {analysis.predicted} "
@@ -196,8 +181,7 @@ def reliability_figure(run: DatasetRun) -> Figure | None:
     return figure
 
 
-def _status(run: DatasetRun, data: FerData, skipped: list[str]) -> str:
-    parts = [f"{len(run.truth)} {data.description.get('dataset', data.name)} "
-             f"{data.description.get('test', 'test')} images."]
+def _status(run: DatasetRun, skipped: list[str]) -> str:
+    parts = [f"{len(run.truth)} {run.faces.description} images."]
     parts += [f"Skipped {note}" for note in skipped]
     return "\n\n".join(parts)

@@ -16,10 +16,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
-import hub_models
-from hub_models import zoo
-from workbench import Workbench, load_model
-from workbench.models import LoadedModel
+import workbench
+from workbench import LoadedModel, Workbench, architectures, load_model, trained_models
 
 MAX_MODELS = 3
 UNTRAINED_NOTE = "untrained"
@@ -46,13 +44,13 @@ def default_models() -> list[str]:
     configured = os.environ.get("FER_APP_MODELS", "").strip()
     if configured:
         return parse_choice(configured)
-    return zoo.default_ids(limit=MAX_MODELS) or list(zoo.UNTRAINED_FALLBACK)
+    return workbench.default_models(limit=MAX_MODELS)
 
 
 def offered_models() -> list[tuple[str, str]]:
     """(label, spec) pairs for the model picker: trained zoo first, then every architecture untrained."""
-    trained = [(f"{spec} · trained", spec) for spec in zoo.model_ids()]
-    untrained = [(f"{name} · {UNTRAINED_NOTE}", name) for name in hub_models.ARCHITECTURES]
+    trained = [(f"{spec} · trained", spec) for spec in trained_models()]
+    untrained = [(f"{name} · {UNTRAINED_NOTE}", name) for name in architectures()]
     return trained + untrained
 
 

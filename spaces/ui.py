@@ -1,4 +1,4 @@
-"""The app's layout and event wiring. Handlers live in compare/live/activations_view/dataset_view;
+"""The app's layout and event wiring. Handlers live in the tab modules (`*_view.py`);
 this module only places components and names every event as an API endpoint."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ import os
 
 import gradio as gr
 
-from . import activations_view, compare, dataset_view, live
+from workbench import data_status
+
+from . import activations_view, common, compare_view, dataset_view, live_view
 from .model_choice import MAX_MODELS, default_models, offered_models
 
 TITLE = "FER Workbench"
@@ -65,14 +67,14 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 sources=["upload", "clipboard", "webcam"], type="filepath", label="Photo", elem_id="input-image",
                 height=320,
             )
-            gr.Examples(examples=[[str(path)] for path in compare.example_photos()], inputs=[image],
+            gr.Examples(examples=[[str(path)] for path in compare_view.example_photos()], inputs=[image],
                         label="Examples (public domain)")
         with gr.Column(scale=2, min_width=300):
             with gr.Row():
-                method = gr.Dropdown(choices=compare.cam_methods(), value=compare.DEFAULT_METHOD,
+                method = gr.Dropdown(choices=common.cam_methods(), value=common.DEFAULT_METHOD,
                                      label="CAM method", elem_id="method",
                                      info="ScoreCAM/AblationCAM are slow on CPU (seconds)")
-                target = gr.Dropdown(choices=compare.target_choices(), value=compare.PREDICTED,
+                target = gr.Dropdown(choices=compare_view.target_choices(), value=compare_view.PREDICTED,
                                      allow_custom_value=True, label="Explain class", elem_id="target")
             run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
             status = gr.Markdown(elem_id="status")
@@ -92,7 +94,7 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 native = gr.Gallery(label="Native attention", columns=2, height="auto",
                                     format="webp", object_fit="contain", fit_columns=False,
                                     elem_id=f"model-{index}-native")
-            columns.append(compare.ModelColumn(column, header, label, cam, native))
+            columns.append(compare_view.ModelColumn(column, header, label, cam, native))
     with gr.Row():
         regions = gr.Plot(show_label=False, elem_id="regions-plot")
         faithfulness = gr.Dataframe(label="Faithfulness of each CAM: AUCs of the explained class's probability "
@@ -103,15 +105,15 @@ def _compare_tab(models: gr.Dropdown) -> None:
                            size="sm")
         bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
 
-    shown = [status, faces, face, *compare.column_outputs(columns), regions, faithfulness]
-    run.click(compare.analyze, inputs=[image, models, method, target], outputs=[state, *shown],
+    shown = [status, faces, face, *compare_view.column_outputs(columns), regions, faithfulness]
+    run.click(compare_view.analyze, inputs=[image, models, method, target], outputs=[state, *shown],
               api_name="analyze", concurrency_id="analysis", preprocess=False).then(
-        compare.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
+        compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
         concurrency_id="analysis", show_progress="minimal")
-    face.input(compare.show_face, inputs=[state, face], outputs=shown, api_name="show_face").then(
-        compare.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
+    face.input(compare_view.show_face, inputs=[state, face], outputs=shown, api_name="show_face").then(
+        compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
         concurrency_id="analysis", show_progress="minimal")
-    bundle.click(compare.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")
+    bundle.click(compare_view.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")
 
 
 def _webcam_tab(models: gr.Dropdown) -> None:
@@ -121,13 +123,13 @@ def _webcam_tab(models: gr.Dropdown) -> None:
         with gr.Column(min_width=300):
             frame = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                              webcam_options=gr.WebcamOptions(mirror=True), elem_id="webcam-input")
-            method = gr.Dropdown(choices=compare.fast_methods(), value=compare.DEFAULT_METHOD,
+            method = gr.Dropdown(choices=common.fast_methods(), value=common.DEFAULT_METHOD,
                                  label="CAM method (fast set)", elem_id="live-method")
         with gr.Column(min_width=300):
             overlay = gr.Image(type="numpy", format="jpeg", label="Live explanation", interactive=False,
                                elem_id="live-output")
             summary = gr.Markdown(elem_id="live-summary")
-    frame.stream(live.live_frame, inputs=[frame, models, method], outputs=[overlay, summary],
+    frame.stream(live_view.live_frame, inputs=[frame, models, method], outputs=[overlay, summary],
                  api_name="live_frame", stream_every=0.2, time_limit=120, concurrency_limit=2,
                  show_progress="hidden")
 
@@ -153,7 +155,7 @@ def _activations_tab(tab: gr.Tab) -> None:
 
 
 def _dataset_tab(models: gr.Dropdown) -> None:
-    available, note = dataset_view.availability()
+    available, note = data_status()
     gr.Markdown(dataset_view.INTRO + "\n\n" + note, elem_id="dataset-note")
     with gr.Row():
         dataset = gr.Dropdown(choices=dataset_view.DATASETS, value=dataset_view.DATASETS[0][1], label="Test set",
@@ -176,7 +178,7 @@ def _dataset_tab(models: gr.Dropdown) -> None:
         model = gr.Dropdown(choices=[], label="Model", elem_id="cell-model")
         true_class = gr.Dropdown(choices=[], label="True class", elem_id="cell-true")
         predicted = gr.Dropdown(choices=[], label="Predicted class", elem_id="cell-pred")
-        method = gr.Dropdown(choices=compare.fast_methods(), value=compare.DEFAULT_METHOD, label="CAM method",
+        method = gr.Dropdown(choices=common.fast_methods(), value=common.DEFAULT_METHOD, label="CAM method",
                              elem_id="cell-method")
     table = gr.Dataframe(interactive=False, label="Counts for the chosen model (click a cell)",
                          elem_id="confusion-table")

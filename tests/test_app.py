@@ -182,9 +182,12 @@ def test_clicking_a_confusion_cell_picks_its_classes():
     import gradio as gr
 
     from spaces.dataset_view import DatasetRun, pick_cell
+    from training.data import Split
+    from workbench import TestFaces
 
-    run = DatasetRun("fer2013", FER2013_LABELS, np.zeros((2, 48, 48), np.uint8), np.array([3, 4]),
-                     {"m": np.array([3, 6])}, {"m": "patt_lite"}, {})
+    faces = TestFaces("fer2013", "FER2013 PrivateTest", FER2013_LABELS,
+                      Split(np.zeros((2, 48, 48), np.uint8), np.array([3, 4]), ["row 1", "row 2"]))
+    run = DatasetRun(faces, {"m": np.array([3, 6])}, {"m": "patt_lite"}, {})
     assert pick_cell(run, "m", gr.EventData(None, {"index": [4, 7], "value": 1})) == ("sad", "neutral")
     true_class, unchanged = pick_cell(run, "m", gr.EventData(None, {"index": [2, 0], "value": "fear"}))
     assert true_class == "fear" and unchanged == gr.update()
@@ -205,7 +208,7 @@ def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
 
 
 def test_live_frame_handler_draws_each_model_and_never_raises():
-    from spaces.live import TILE, live_frame
+    from spaces.live_view import TILE, live_frame
 
     frame = np.asarray(Image.open(EXAMPLES / "eileen_collins.jpg").convert("RGB"))
     strip, summary = live_frame(frame, MODELS, "gradcam")

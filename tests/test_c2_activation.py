@@ -10,6 +10,7 @@ import torch
 from tiny_fer_model import one_torch_thread  # noqa: F401 (autouse fixture: 1 thread on shared cores)
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from hub_models.cf_dan.configuration_cf_dan import C2_PRELU_INIT, C2_SIGMOID_INIT
 from hub_models.shared.fer_layers import C2PReLU, C2Sigmoid, c2_prelu, c2_sigmoid
 
 EPS = 1e-8
@@ -65,18 +66,18 @@ def test_continuity_check_detects_a_c1_function() -> None:
 
 def test_second_derivative_is_not_trivially_zero() -> None:
     x = torch.linspace(-0.9, 0.9, 7, dtype=torch.float64)
-    _, _, d2 = derivatives(lambda t: c2_prelu(t, 1.0, 0.1, 1.0), x)
+    _, _, d2 = derivatives(lambda t: c2_prelu(t, *C2_PRELU_INIT), x)
     torch.testing.assert_close(d2, 0.9 * (1 - x.abs()))  # (β − α)·hat(x)
 
 
 def test_shapes_of_the_functions_match_the_spec() -> None:
     x = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
-    torch.testing.assert_close(c2_sigmoid(x), torch.tensor([0.001, 0.096, 0.5, 0.904, 0.999], dtype=torch.float64),
-                               atol=6e-4, rtol=0)
+    expected = torch.tensor([0.001, 0.096, 0.5, 0.904, 0.999], dtype=torch.float64)
+    torch.testing.assert_close(c2_sigmoid(x, *C2_SIGMOID_INIT), expected, atol=6e-4, rtol=0)
     far = torch.tensor([-50.0, 50.0], dtype=torch.float64)
-    torch.testing.assert_close(c2_prelu(far, 1.0, 0.1, 1.0), torch.tensor([-5.0, 50.0], dtype=torch.float64))
+    torch.testing.assert_close(c2_prelu(far, *C2_PRELU_INIT), torch.tensor([-5.0, 50.0], dtype=torch.float64))
     # the slope at 0 equals sigmoid's
-    _, d1, _ = derivatives(c2_sigmoid, torch.zeros(1, dtype=torch.float64))
+    _, d1, _ = derivatives(lambda t: c2_sigmoid(t, *C2_SIGMOID_INIT), torch.zeros(1, dtype=torch.float64))
     torch.testing.assert_close(d1, torch.full((1,), 0.25, dtype=torch.float64))
 
 
@@ -97,7 +98,7 @@ def transcendental_ops(run: Callable[[], object]) -> list[str]:
     return [op for op in log.ops if op.split(".")[0].rstrip("_") in TRANSCENDENTAL or op == "pow.Tensor_Tensor"]
 
 
-@pytest.mark.parametrize("module", [C2PReLU(), C2Sigmoid()], ids=["C2PReLU", "C2Sigmoid"])
+@pytest.mark.parametrize("module", [C2PReLU(*C2_PRELU_INIT), C2Sigmoid(*C2_SIGMOID_INIT)], ids=["C2PReLU", "C2Sigmoid"])
 def test_forward_and_backward_use_no_exponentials(module: torch.nn.Module) -> None:
     x = torch.randn(4, 16, requires_grad=True)
     assert transcendental_ops(lambda: module(x).sum().backward()) == []
@@ -108,7 +109,7 @@ def test_op_log_sees_an_exponential() -> None:
     assert transcendental_ops(lambda: torch.sigmoid(torch.randn(3))) == ["sigmoid.default"]
 
 
-@pytest.mark.parametrize("module", [C2PReLU(), C2Sigmoid()], ids=["C2PReLU", "C2Sigmoid"])
+@pytest.mark.parametrize("module", [C2PReLU(*C2_PRELU_INIT), C2Sigmoid(*C2_SIGMOID_INIT)], ids=["C2PReLU", "C2Sigmoid"])
 def test_three_learnable_scalars_and_positive_width(module: torch.nn.Module) -> None:
     params = list(module.parameters())
     assert len(params) == 3 and all(p.numel() == 1 for p in params)
@@ -120,7 +121,7 @@ def test_three_learnable_scalars_and_positive_width(module: torch.nn.Module) -> 
     assert module.width() >= module.width.floor
 
 
-def test_modules_start_at_the_function_defaults() -> None:
+def test_modules_start_at_their_initial_values() -> None:
     x = torch.linspace(-6, 6, 101)
-    torch.testing.assert_close(C2PReLU()(x), c2_prelu(x))
-    torch.testing.assert_close(C2Sigmoid()(x), c2_sigmoid(x))
+    torch.testing.assert_close(C2PReLU(*C2_PRELU_INIT)(x), c2_prelu(x, *C2_PRELU_INIT))
+    torch.testing.assert_close(C2Sigmoid(*C2_SIGMOID_INIT)(x), c2_sigmoid(x, *C2_SIGMOID_INIT))

@@ -24,10 +24,11 @@ def small(**overrides) -> CfDanForImageClassification:
 def test_paper_default_forward_gives_the_documented_maps() -> None:
     model = CfDanForImageClassification(CfDanConfig()).eval()
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 112, 112), output_attentions=True)
+        out = model(torch.randn(1, 3, 112, 112), output_maps=True)
     assert out.logits.shape == (1, 7)
-    assert model.attention_names() == ("spatial_attention", "channel_attention", "spatial_gate", "channel_gate")
-    assert [tuple(a.shape) for a in out.attentions] == [(1, 4, 14, 14), (1, 256), (1, 4, 14, 14), (1, 256)]
+    assert {name: tuple(a.shape) for name, a in out.maps.items()} == {
+        "spatial_attention": (1, 4, 14, 14), "channel_attention": (1, 256),
+        "spatial_gate": (1, 4, 14, 14), "channel_gate": (1, 256)}
     block = model.blocks[0]
     tokens = torch.randn(1, 196, 256)
     _, probs = block.spatial(tokens, block.distill(tokens))
@@ -39,10 +40,11 @@ def test_paper_default_forward_gives_the_documented_maps() -> None:
                          ids=["c2", "no_distill", "gelu", "elu", "depthwise_distill"])
 def test_forward_backward_and_map_semantics(overrides: dict) -> None:
     model = small(**overrides).train()
-    out = model(torch.randn(2, 3, 32, 32), labels=torch.tensor([0, 6]), output_attentions=True)
+    out = model(torch.randn(2, 3, 32, 32), labels=torch.tensor([0, 6]), output_maps=True)
     out.loss.backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None]
-    spatial, channel, spatial_gate, channel_gate = out.attentions
+    spatial, channel, spatial_gate, channel_gate = (out.maps[name] for name in (
+        "spatial_attention", "channel_attention", "spatial_gate", "channel_gate"))
     assert spatial.shape == spatial_gate.shape == (2, 4, 4, 4) and channel.shape == channel_gate.shape == (2, 32)
     # received attention keeps one unit of mass per group, whether keys are distilled or not
     torch.testing.assert_close(spatial.sum(dim=(-1, -2)), torch.ones(2, 4))

@@ -79,17 +79,17 @@ def calibrate(model: hub_models.FerPreTrainedModel) -> hub_models.FerPreTrainedM
 
 # --- every variant: forward, backward, shapes ---------------------------------------------------
 
-EXPECTED_ATTENTIONS = {  # variant → shapes of (first, last) attention at batch 2
-    "patt_lite": ((2, 4, 2, 2), (2, 4, 2, 2)),
-    "patt_lite_faithful": ((2, 2), (2, 2)),
-    "ddamfn": ((2, 512, 7, 7), (2, 512, 7, 7)),
-    "vgg16_se": ((2, 512), (2, 512)),
-    "vgg19_cbam": ((2, 2, 2), (2, 2, 2)),
-    "resnet50_eca": ((2, 256), (2, 2048)),
-    "resnet50_cbam": ((2, 12, 12), (2, 2, 2)),
-    "resnetv2_50_cbam": ((2, 12, 12), (2, 2, 2)),
-    "resnet50_cbam_keras": ((2, 12, 12), (2, 2, 2)),
-    "resnetv2_50_eca_keras": ((2, 1), (2, 1)),
+EXPECTED_MAPS = {  # variant → (name, shape) of its first and last map at batch 2
+    "patt_lite": (("patch_attention", (2, 4, 2, 2)), ("patch_attention", (2, 4, 2, 2))),
+    "patt_lite_faithful": (("batch_attention", (2, 2)), ("batch_attention", (2, 2))),
+    "ddamfn": (("dda_head_1", (2, 512, 7, 7)), ("fused", (2, 512, 7, 7))),
+    "vgg16_se": (("conv5", (2, 512)), ("conv5", (2, 512))),
+    "vgg19_cbam": (("conv5", (2, 2, 2)), ("conv5", (2, 2, 2))),
+    "resnet50_eca": (("conv2.0", (2, 256)), ("conv5.2", (2, 2048))),
+    "resnet50_cbam": (("conv2.0", (2, 12, 12)), ("conv5.2", (2, 2, 2))),
+    "resnetv2_50_cbam": (("conv2.0", (2, 12, 12)), ("conv5.2", (2, 2, 2))),
+    "resnet50_cbam_keras": (("conv2.0", (2, 12, 12)), ("conv5.2", (2, 2, 2))),
+    "resnetv2_50_eca_keras": (("conv2.0", (2, 1)), ("conv5.2", (2, 1))),
 }
 EXPECTED_CAM_SIDE = {"patt_lite": 14, "patt_lite_112": 7, "ddamfn": 7, "attention_cnn": 6}
 
@@ -99,7 +99,7 @@ def test_forward_backward_shapes_and_every_parameter_trains(name: str) -> None:
     model = create_variant(name).train()
     cam_outputs: list[torch.Tensor] = []
     hook = model.cam_target_layers()[0].register_forward_hook(lambda _m, _i, out: cam_outputs.append(out))
-    out = model(inputs_for(model), labels=torch.tensor([0, 1]), output_attentions=True)
+    out = model(inputs_for(model), labels=torch.tensor([0, 1]), output_maps=True)
     hook.remove()
 
     assert out.logits.shape == (2, model.config.num_labels)
@@ -108,11 +108,10 @@ def test_forward_backward_shapes_and_every_parameter_trains(name: str) -> None:
     no_gradient = [n for n, p in model.named_parameters() if p.grad is None]
     assert not no_gradient, f"parameters that never receive a gradient (unused modules?): {no_gradient[:5]}"
 
-    names = model.attention_names()
-    assert len(out.attentions) == len(names)
-    assert all(a.shape[0] == 2 and a.ndim in (2, 3, 4) for a in out.attentions)
-    if name in EXPECTED_ATTENTIONS:
-        assert (tuple(out.attentions[0].shape), tuple(out.attentions[-1].shape)) == EXPECTED_ATTENTIONS[name]
+    assert all(a.shape[0] == 2 and a.ndim in (2, 3, 4) for a in out.maps.values())
+    if name in EXPECTED_MAPS:
+        named = [(key, tuple(value.shape)) for key, value in out.maps.items()]
+        assert (named[0], named[-1]) == EXPECTED_MAPS[name]
 
     cam = cam_outputs[0] if model.cam_reshape_transform is None else model.cam_reshape_transform(cam_outputs[0])
     assert cam.ndim == 4 and cam.shape[0] == 2
@@ -186,9 +185,10 @@ def test_patt_lite_batch_attention_mixes_samples_and_patch_attention_does_not() 
 def test_ddamfn_loss_adds_the_attention_loss_and_its_helper_is_exposed() -> None:
     model = create_variant("ddamfn", image_size=48).train()
     x, labels = inputs_for(model), torch.tensor([3, 5])
-    out = model(x, labels=labels, output_attentions=True)
-    heads = out.attentions[:-1]
-    assert torch.equal(out.attentions[-1], torch.maximum(*heads))
+    out = model(x, labels=labels, output_maps=True)
+    heads = [out.maps["dda_head_1"], out.maps["dda_head_2"]]
+    assert list(out.maps) == ["dda_head_1", "dda_head_2", "fused"]
+    assert torch.equal(out.maps["fused"], torch.maximum(*heads))
     expected = torch.nn.functional.cross_entropy(out.logits, labels) + 0.1 * dda_attention_loss(heads)
     torch.testing.assert_close(out.loss, expected)
     torch.testing.assert_close(dda_attention_loss(heads),

@@ -95,9 +95,10 @@ def test_swin_stages_compute_exactly_what_timm_swin_computes() -> None:
 @pytest.mark.parametrize(("use_spst", "use_ema"), [(False, False), (False, True), (True, False), (True, True)])
 def test_small_forward_backward_trains_every_parameter(use_spst: bool, use_ema: bool) -> None:
     model = SwinEmaForImageClassification(SwinEmaConfig(use_spst=use_spst, use_ema=use_ema, **SMALL)).train()
-    out = model(torch.randn(2, 3, 64, 64), labels=torch.tensor([1, 4]), output_attentions=True)
+    out = model(torch.randn(2, 3, 64, 64), labels=torch.tensor([1, 4]), output_maps=True)
     out.loss.backward()
-    assert out.logits.shape == (2, 7) and len(out.attentions) == len(model.attention_names())
+    assert out.logits.shape == (2, 7)
+    assert ("spst_latent_attention" in out.maps) == use_spst and ("ema_weights" in out.maps) == use_ema
     assert not [n for n, p in model.named_parameters() if p.grad is None]
 
 
@@ -105,17 +106,16 @@ def test_native_attention_maps_shapes_and_meaning() -> None:
     torch.manual_seed(0)
     model = SwinEmaForImageClassification(SwinEmaConfig(**SMALL)).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 64), output_attentions=True)
-    shapes = [tuple(a.shape) for a in out.attentions]
-    assert model.attention_names() == ("stage1_window_attention", "stage2_window_attention",
-                                       "stage3_window_attention", "spst_latent_attention", "ema_weights")
-    assert shapes == [(2, 1, 16, 16), (2, 2, 8, 8), (2, 2, 4, 4), (2, 4, 2, 2), (2, 32, 4, 4)]
+        out = model(torch.randn(2, 3, 64, 64), output_maps=True)
+    assert {name: tuple(a.shape) for name, a in out.maps.items()} == {
+        "stage1_window_attention": (2, 1, 16, 16), "stage2_window_attention": (2, 2, 8, 8),
+        "stage3_window_attention": (2, 2, 4, 4), "spst_latent_attention": (2, 4, 2, 2), "ema_weights": (2, 32, 4, 4)}
     # Received attention (averaged over each window's queries) carries a mass of 1 per window:
     # 8×8 windows of 2×2 on the 16×16 stage-1 map, shifted or not.
-    mass = out.attentions[0].sum(dim=(-1, -2))
+    mass = out.maps["stage1_window_attention"].sum(dim=(-1, -2))
     torch.testing.assert_close(mass, torch.full_like(mass, 64.0))
     # The latent attention projected back to the grid keeps each head's total mass (L latent tokens).
-    latent = out.attentions[3].sum(dim=(-1, -2))
+    latent = out.maps["spst_latent_attention"].sum(dim=(-1, -2))
     torch.testing.assert_close(latent, torch.ones_like(latent))
 
 
@@ -124,10 +124,10 @@ def test_without_spst_the_cam_target_is_the_final_token_norm() -> None:
     captured = []
     handle = model.cam_target_layers()[0].register_forward_hook(lambda m, i, o: captured.append(o))
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64), output_attentions=True)
+        out = model(torch.randn(1, 3, 64, 64), output_maps=True)
     handle.remove()
     assert model.cam_reshape_transform(captured[0]).shape == (1, 128, 2, 2)
-    assert [tuple(a.shape[1:]) for a in out.attentions] == [(1, 16, 16), (2, 8, 8), (2, 4, 4), (4, 2, 2)]
+    assert [tuple(a.shape[1:]) for a in out.maps.values()] == [(1, 16, 16), (2, 8, 8), (2, 4, 4), (4, 2, 2)]
 
 
 def test_spst_cam_target_is_the_converter_conv() -> None:

@@ -60,3 +60,15 @@ def test_zoo_model_carries_its_fitted_temperature(model_id: str) -> None:
     assert config["calibration_temperature"] == pytest.approx(report["temperature"], rel=1e-3)
     assert report["test"]["ece_after"] <= max(report["test"]["ece_before"], 0.05)
     assert "## Calibration" in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("model_id", zoo.model_ids())
+def test_zoo_remote_code_is_the_package_code(model_id: str) -> None:
+    """Hub users who load the folder with trust_remote_code run exactly what the package runs
+    (refresh with ``hub_models.zoo.refresh_code``), and the pinned revision covers those files."""
+    folder = zoo.folder(model_id)
+    code = sorted(folder.glob("*.py"))
+    assert code, f"{model_id} ships no remote code"
+    stale = [path.name for path in code if path.read_bytes() != zoo.source_file(path.name).read_bytes()]
+    assert not stale, f"{model_id}: stale remote code {stale}; run hub_models.zoo.refresh_code('{folder.name}')"
+    assert zoo.revision(model_id) == zoo._revision(sorted(folder.iterdir()))

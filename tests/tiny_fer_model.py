@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from transformers.modeling_outputs import ImageClassifierOutput
 
-from hub_models.shared.fer_base import FerConfig, FerPreTrainedModel, to_model_channels
+from hub_models.shared.fer_base import FerClassifierOutput, FerConfig, FerPreTrainedModel, to_model_channels
 
 
 class TinyFerConfig(FerConfig):
@@ -39,19 +38,16 @@ class TinyFerForImageClassification(FerPreTrainedModel):
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.features]
 
-    def attention_names(self) -> tuple[str, ...]:
-        return ("spatial", "groups", "gate")
-
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_attentions: bool = False, **kwargs) -> ImageClassifierOutput:
+                output_maps: bool = False, **kwargs) -> FerClassifierOutput:
         x = self.features(self.stem(to_model_channels(pixel_values, self.config.num_channels)))
         spatial = torch.sigmoid(self.spatial(x))
         groups = torch.sigmoid(self.groups(x))
         gate = torch.sigmoid(self.gate(x.mean(dim=(2, 3))))
         pooled = (x * spatial).mean(dim=(2, 3)) * gate
         logits = self.classifier(pooled)
-        attentions = (spatial[:, 0], groups, gate) if output_attentions else None
-        return ImageClassifierOutput(logits=logits, attentions=attentions)
+        maps = {"spatial": spatial[:, 0], "groups": groups, "gate": gate} if output_maps else None
+        return FerClassifierOutput(logits=logits, maps=maps)
 
 
 def tiny_model(seed: int = 0, **overrides) -> TinyFerForImageClassification:

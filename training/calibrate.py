@@ -26,7 +26,7 @@ from training.data import DataError, FerData, load_data
 from training.evaluation import label_index_map, predict_logits
 from training.files import write_text_atomically
 from training.inputs import FaceDataset
-from training.model_source import load_model
+from training.model_source import load_model, model_labels
 
 CARD_START, CARD_END = "<!-- calibration -->", "<!-- /calibration -->"
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def split_logits(model: Any, data: FerData, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Raw (T = 1) logits in the model's class order, and the labels in that order too."""
-    to_data = label_index_map([model.config.id2label[i] for i in range(len(model.config.id2label))], data.labels)
+    to_data = label_index_map(model_labels(model), data.labels)
     part = data.split(split)
     logits = predict_logits(model, FaceDataset(part), batch_size)
     return logits, np.argsort(to_data)[part.hard_labels()]

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hub_models.loading import model_labels
+
 from .data import DataError, FerData
 from .inputs import FaceDataset, ProcessorCollator
 from .metrics import classification_report, write_report
@@ -42,7 +44,7 @@ def evaluate_split(model: Any, data: FerData, split: str, out_dir: Path | None =
                    title: str | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class recall and the confusion matrix of `model` on one split;
     with `out_dir`, also the metrics files for it."""
-    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    labels = model_labels(model)
     to_data_index = label_index_map(labels, data.labels)
     part = data.split(split)
     logits = predict_logits(model, FaceDataset(part), batch_size)

@@ -13,6 +13,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hub_models.loading import model_labels
+from hub_models.model_cards import architecture_section
+
 LIMITATIONS = """\
 - Facial *expressions* are not felt emotions: the model maps the appearance of a face to one of a
   fixed set of prototypical expression labels. Do not use it to infer anyone's emotional state,
@@ -77,7 +80,7 @@ def render_model_card(*, name: str, model: Any, data_description: Mapping[str, s
     config = model.config
     dataset_id = data_description.get("dataset_id", "")
     params = sum(p.numel() for p in model.parameters())
-    labels = [config.id2label[i] for i in range(len(config.id2label))]
+    labels = model_labels(model)
     headline = reports.get("test") or next(iter(reports.values()))
     lines = [
         "---", card_metadata(name, dataset_id, reports,
@@ -99,6 +102,7 @@ def render_model_card(*, name: str, model: Any, data_description: Mapping[str, s
         "- load: `import hub_models` (the FER Workbench package registers the architecture), then "
         "`AutoModelForImageClassification.from_pretrained(<this folder or id>)`; without the package, "
         "`trust_remote_code=True` runs this folder's modeling code instead",
+        *(["", section.rstrip()] if (section := architecture_section(model)) else []),
         "", "## Data", "",
         *(f"- {key}: {value}" for key, value in data_description.items() if key not in ("dataset_id",)),
     ]

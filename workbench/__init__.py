@@ -6,21 +6,40 @@
     result.save("bundle/")
 
 Models are read only through the explanation protocol of `hub_models/shared/fer_base.py`.
+Front ends (the app, the CLI) use only the names below. The C² functions are re-exported for the
+app's activation plots: they are CF-DAN's layers, defined once in `hub_models/shared/fer_layers.py`.
 """
 
+from hub_models.cf_dan.configuration_cf_dan import C2_PRELU_INIT, C2_SIGMOID_INIT
+from hub_models.shared.fer_layers import c2_prelu, c2_sigmoid
+
 from .cams import FAST_METHODS, METHODS, SLOW_METHODS
+from .datasets import (
+    DataError,
+    ModelScores,
+    TestFaces,
+    confusion_matrix,
+    data_status,
+    draw_reliability,
+    score_faces,
+    test_faces,
+)
 from .engine import Workbench, add_faithfulness, prepare_face, resolve_target
 from .errors import ArgumentError, BundleError, BundleExistsError, ImageError, ModelLoadError, WorkbenchError
 from .faces import Detection, align_face, get_detector
 from .images import LoadedImage, load_image
-from .models import LoadedModel, load_model
+from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
+from .timing import median_ms
 from .visualise import bar_chart, colorbar_strip, draw_faces, overlay
 
 __all__ = [
+    "C2_PRELU_INIT",
+    "C2_SIGMOID_INIT",
     "FAITHFULNESS_METRICS",
     "FAST_METHODS",
+    "LABEL_SETS",
     "METHODS",
     "REGIONS",
     "SLOW_METHODS",
@@ -28,6 +47,7 @@ __all__ = [
     "ArgumentError",
     "BundleError",
     "BundleExistsError",
+    "DataError",
     "Detection",
     "FaceAnalysis",
     "ImageError",
@@ -35,18 +55,31 @@ __all__ = [
     "LoadedModel",
     "ModelAnalysis",
     "ModelLoadError",
+    "ModelScores",
+    "TestFaces",
     "Workbench",
     "WorkbenchError",
     "add_faithfulness",
     "align_face",
+    "architectures",
     "bar_chart",
+    "c2_prelu",
+    "c2_sigmoid",
     "colorbar_strip",
+    "confusion_matrix",
+    "data_status",
+    "default_models",
     "draw_faces",
+    "draw_reliability",
     "get_detector",
     "load_image",
     "load_model",
+    "median_ms",
     "overlay",
     "prepare_face",
     "region_masks",
     "resolve_target",
+    "score_faces",
+    "test_faces",
+    "trained_models",
 ]

@@ -2,7 +2,7 @@
 
 Why a wrapper: pytorch-grad-cam needs a module that returns a logits tensor (a transformers
 `ModelOutput` breaks it), and gradients enabled (no `inference_mode`). The wrapper also keeps
-the native attention tensors of its first forward, and the CAM call's logits are reused as the
+the named maps of its first forward, and the CAM call's logits are reused as the
 prediction, so one CAM costs exactly one forward (+ backward) and nothing else.
 
 Why the backward is short: gradient methods only need d(score)/d(target-layer output). With one
@@ -95,11 +95,11 @@ pytorch_grad_cam.ablation_cam.tqdm = _SILENT_TQDM
 @dataclass
 class CamRun:
     """Maps (H×W float32 in [0,1] at the input's size), the logits of the first forward, the
-    native attention tensors of that forward, and per-step timings in ms."""
+    model's own named maps from that forward (`FerClassifierOutput.maps`), and per-step timings in ms."""
 
     maps: dict[str, np.ndarray]
     logits: torch.Tensor
-    attentions: tuple[torch.Tensor, ...]
+    native: dict[str, torch.Tensor]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -118,33 +118,33 @@ def validate(methods: Sequence[str] | str) -> list[str]:
 
 
 class LogitsOnly(nn.Module):
-    """A FER model seen as `pixel_values → logits`, remembering the first forward's attentions."""
+    """A FER model seen as `pixel_values → logits`, remembering the first forward's named maps."""
 
-    def __init__(self, model: nn.Module, keep_attentions: bool) -> None:
+    def __init__(self, model: nn.Module, keep_maps: bool) -> None:
         super().__init__()
         self.model = model
-        self.keep_attentions = keep_attentions
-        self.attentions: tuple[torch.Tensor, ...] = ()
+        self.keep_maps = keep_maps
+        self.native: dict[str, torch.Tensor] = {}
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        output = self.model(pixel_values=pixel_values, output_attentions=self.keep_attentions)
-        if self.keep_attentions:
-            self.attentions = tuple(a.detach() for a in (output.attentions or ()))
-            self.keep_attentions = False
+        output = self.model(pixel_values=pixel_values, output_maps=self.keep_maps)
+        if self.keep_maps:
+            self.native = {name: tensor.detach() for name, tensor in (output.maps or {}).items()}
+            self.keep_maps = False
         return output.logits
 
 
 def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
-            want_attentions: bool = True) -> CamRun:
+            want_native: bool = True) -> CamRun:
     """Run each CAM method for class `target` (None = the predicted class) on a 1×3×H×W input."""
-    wrapper = LogitsOnly(model, keep_attentions=want_attentions).eval()
+    wrapper = LogitsOnly(model, keep_maps=want_native).eval()
     timings: dict[str, float] = {}
     if not methods:
         start = time.perf_counter()
         with torch.no_grad():
             logits = wrapper(pixel_values)
         timings["forward"] = (time.perf_counter() - start) * 1000.0
-        return CamRun({}, logits.detach(), wrapper.attentions, timings)
+        return CamRun({}, logits.detach(), wrapper.native, timings)
     pixel_values = pixel_values.detach()
     targets = None if target is None else [ClassifierOutputTarget(target)]
     maps: dict[str, np.ndarray] = {}
@@ -157,7 +157,7 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
             logits = outputs.detach()
             # Later methods explain the same class even if the first one picked it by argmax.
             targets = [ClassifierOutputTarget(int(logits[0].argmax()))] if targets is None else targets
-    return CamRun(maps, logits, wrapper.attentions, timings)
+    return CamRun(maps, logits, wrapper.native, timings)
 
 
 def _restart_graph(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:

@@ -95,11 +95,6 @@ def bundle_names(images: Sequence[Path], root: Path) -> dict[Path, Path]:
     return names
 
 
-def bundle_name(path: Path, root: Path) -> Path:
-    """The bundle folder of one image on its own (see `bundle_names` for a whole run)."""
-    return bundle_names([path], root)[path]
-
-
 def _bundle_stem(relative: Path) -> str:
     """`<stem>_<ext>`, with a very long stem cut and made unique by a hash of the full one, so
     the folder name (and `save`'s temporary sibling) stays within the file system's limit."""

@@ -134,7 +134,7 @@ class Workbench:
         timings["alignment"] = _ms(start)
         labels = loaded_model.labels
         target_index = resolve_target(target, labels, notes)
-        run = cam_methods.explain(loaded_model.model, pixels, methods, target_index, want_attentions=native)
+        run = cam_methods.explain(loaded_model.model, pixels, methods, target_index, want_native=native)
         timings.update(run.timings_ms)
         probabilities = torch.softmax(run.logits.float(), dim=-1)[0].tolist()
         predicted = int(np.argmax(probabilities))
@@ -145,8 +145,7 @@ class Workbench:
             target=labels[chosen], cams=run.maps, timings_ms=timings, notes=notes)
         if native:
             start = time.perf_counter()
-            analysis.native = read_native_maps(run.attentions, loaded_model.model.attention_names(),
-                                               aligned.image.shape[:2])
+            analysis.native = read_native_maps(run.native, aligned.image.shape[:2])
             timings["native"] = _ms(start)
         if faithfulness:
             start = time.perf_counter()

@@ -1,27 +1,19 @@
-"""Native attention read-outs, interpreted only by shape (the protocol in fer_base.py):
+"""A model's own named maps (`FerClassifierOutput.maps`), interpreted only by shape:
 B×H×W is a spatial map, B×K×H×W a stack averaged over K, B×C a vector of channel gates."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
 import torch
 
 
-def read_native_maps(attentions: Sequence[torch.Tensor], names: Sequence[str],
-                     size: tuple[int, int]) -> dict[str, np.ndarray]:
+def read_native_maps(maps: Mapping[str, torch.Tensor], size: tuple[int, int]) -> dict[str, np.ndarray]:
     """First item of the batch of each tensor → a [0,1] H×W map at `size` (height, width), or
-    a raw 1-D float32 vector. Unnamed or duplicate names get an index suffix."""
-    result: dict[str, np.ndarray] = {}
-    names = list(names)
-    for index, tensor in enumerate(attentions):
-        name = names[index] if index < len(names) else f"attention_{index}"
-        if name in result:
-            name = f"{name}_{index}"
-        result[name] = native_map(tensor, size)
-    return result
+    a raw 1-D float32 vector, under the model's name for it."""
+    return {name: native_map(tensor, size) for name, tensor in maps.items()}
 
 
 def native_map(tensor: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -32,7 +24,7 @@ def native_map(tensor: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         values = values.mean(axis=0)
     if values.ndim != 2:
         raise ValueError(f"native attention tensor of shape {tuple(tensor.shape)} is neither B×H×W, "
-                         "B×K×H×W nor B×C (see the protocol in fer_base.py)")
+                         "B×K×H×W nor B×C (see FerClassifierOutput in fer_base.py)")
     return normalise(cv2.resize(values, (size[1], size[0]), interpolation=cv2.INTER_LINEAR))
 
 

@@ -1,4 +1,4 @@
-"""One way to time things, shared by the activation costs and the benchmark."""
+"""One way to time things, shared by the app's activation costs and the benchmarks."""
 
 from __future__ import annotations
 

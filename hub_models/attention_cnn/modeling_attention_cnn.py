@@ -1,10 +1,10 @@
 """Attention CNNs with ELU (spec §2): VGG-16/19, ResNet-50/101/152 (V1) and ResNetV2-50/101/152
 (pre-activation), each with no attention, SE, ECA or CBAM, for 48×48 grayscale faces.
 
-``output_attentions=True`` returns one tensor per attention module, named by
-``attention_names()``: VGG has one (``conv5``), ResNets one per bottleneck (``conv2.0`` …). SE and
+``output_maps=True`` returns one map per attention module: VGG has one (``conv5``), ResNets one
+per bottleneck (``conv2.0`` …). SE and
 ECA give their channel gate (B×C; B×1 for the Keras scalar-gate ECA), CBAM its spatial map
-(B×H×W: 2×2 for VGG at 48 px, 12×12 down to 2×2 along a ResNet). No attention ⇒ an empty tuple.
+(B×H×W: 2×2 for VGG at 48 px, 12×12 down to 2×2 along a ResNet). No attention ⇒ an empty dict.
 
 Grad-CAM target (``cam_target_layers``): the deepest layer that still works at 1/8 of the input
 resolution (6×6 at 48 px): VGG's conv4 block, ResNet-V1's last conv3 block, and ResNet-V2's conv3
@@ -18,10 +18,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_attention_cnn import BACKBONES, AttentionCnnConfig
-from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
 from .fer_layers import CBAM, EfficientChannelAttention, SqueezeExcitation
 
 VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -66,7 +65,7 @@ def make_attention(channels: int, config: AttentionCnnConfig) -> nn.Module | Non
 
 
 class AttentionSlot(nn.Module):
-    """Applies the configured attention (if any) and records its map for ``output_attentions``."""
+    """Applies the configured attention (if any) and records its map for ``output_maps``."""
 
     def __init__(self, channels: int, config: AttentionCnnConfig) -> None:
         super().__init__()
@@ -104,7 +103,7 @@ class VggBackbone(nn.Module):
         )
         self.out_features = VGG_HIDDEN
         self.cam_stage = CAM_STRIDE.bit_length() - 1  # stage i runs at stride 2**i
-        self.attention_names = ("conv5",) if self.attention.attention is not None else ()
+        self.map_names = ("conv5",) if self.attention.attention is not None else ()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         for stage in self.stages:
@@ -213,7 +212,7 @@ class ResNetBackbone(nn.Module):
         self.final = (nn.Sequential(make_norm(channels, size, BLOCK_EPS, config), nn.ReLU())
                       if v2 else nn.Identity())
         self.out_features = channels
-        self.attention_names = tuple(names) if config.attention != "none" else ()
+        self.map_names = tuple(names) if config.attention != "none" else ()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = self.stem(x)
@@ -231,7 +230,7 @@ class AttentionCnnPreTrainedModel(FerPreTrainedModel):
 
 
 class AttentionCnnForImageClassification(AttentionCnnPreTrainedModel):
-    """Backbone → Dense(classes). See the module docstring for attentions and the Grad-CAM target."""
+    """Backbone → Dense(classes). See the module docstring for its maps and the Grad-CAM target."""
 
     def __init__(self, config: AttentionCnnConfig) -> None:
         super().__init__(config)
@@ -244,16 +243,14 @@ class AttentionCnnForImageClassification(AttentionCnnPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
+        output_maps: bool = False,
         **kwargs: Any,
-    ) -> ImageClassifierOutput:
+    ) -> FerClassifierOutput:
         features, maps = self.backbone(to_model_channels(pixel_values, self.config.num_channels))
         logits = self.classifier(features)
         loss = classification_loss(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits, attentions=tuple(maps) if output_attentions else None)
+        named = dict(zip(self.backbone.map_names, maps, strict=True)) if output_maps else None
+        return FerClassifierOutput(loss=loss, logits=logits, maps=named)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.backbone.cam_target()]
-
-    def attention_names(self) -> tuple[str, ...]:
-        return self.backbone.attention_names

@@ -14,6 +14,8 @@ from typing import Any
 from .fer_base import IMAGENET_MEAN, IMAGENET_STD, FerConfig, require, require_choice
 
 ACTIVATIONS = ("c2", "gelu", "elu")
+C2_PRELU_INIT = (1.0, 0.1, 1.0)  # (a, α, β)
+C2_SIGMOID_INIT = (4.5, 0.0, 1.0)  # (a, s, h): sigmoid's slope at 0
 
 
 class CfDanConfig(FerConfig):
@@ -69,8 +71,8 @@ class CfDanConfig(FerConfig):
         gate_reduction: int = 4,
         mlp_ratio: float = 4.0,
         activation: str = "c2",
-        c2_prelu_init: Sequence[float] = (1.0, 0.1, 1.0),
-        c2_sigmoid_init: Sequence[float] = (4.5, 0.0, 1.0),
+        c2_prelu_init: Sequence[float] = C2_PRELU_INIT,
+        c2_sigmoid_init: Sequence[float] = C2_SIGMOID_INIT,
         use_position_embedding: bool = True,
         drop_path_rate: float = 0.1,
         layer_norm_eps: float = 1e-5,

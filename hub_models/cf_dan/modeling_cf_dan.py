@@ -12,7 +12,7 @@ embedding) → L CF-DA blocks → LN → token mean → Linear. One CF-DA block,
 * closed loop: the distilled tokens, upsampled back to N, join the residual;
 * FFN D → 4D → D with the C² activation (or GELU/ELU).
 
-``output_attentions=True`` returns, each averaged over the L blocks (names from ``attention_names``):
+``output_maps=True`` returns, each averaged over the L blocks:
 
 * ``spatial_attention`` B×G×g×g (14×14): attention each grid position *receives* in group G's
   spatial branch (softmax mass averaged over heads and the N queries). With distillation the keys
@@ -35,10 +35,9 @@ from timm.layers import DropPath
 from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
-from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_cf_dan import CfDanConfig
-from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
 from .fer_layers import C2PReLU, C2Sigmoid, tokens_to_map
 
 # --- IR-50 backbone (ArcFace "IR" units; stages 1–3) ---------------------------------------------
@@ -239,8 +238,6 @@ class PositionEmbedding(nn.Module):
         return x + self.embedding
 
 
-ATTENTION_NAMES = ("spatial_attention", "channel_attention", "spatial_gate", "channel_gate")
-
 
 class CfDanPreTrainedModel(FerPreTrainedModel):
     config_class = CfDanConfig
@@ -278,9 +275,9 @@ class CfDanForImageClassification(CfDanPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
+        output_maps: bool = False,
         **kwargs: Any,
-    ) -> ImageClassifierOutput:
+    ) -> FerClassifierOutput:
         features = self.backbone(to_model_channels(pixel_values, self.config.num_channels))
         x = self.position(self.to_tokens(features).flatten(2).transpose(1, 2))
         per_block = []
@@ -289,16 +286,13 @@ class CfDanForImageClassification(CfDanPreTrainedModel):
             per_block.append(maps)
         logits = self.classifier(self.norm(x).mean(dim=1))
         loss = classification_loss(logits, labels) if labels is not None else None
-        attentions = None
-        if output_attentions:
+        mean = None
+        if output_maps:
             grid = (self.config.grid, self.config.grid)
-            mean = {name: torch.stack([maps[name] for maps in per_block]).mean(dim=0) for name in ATTENTION_NAMES}
-            attentions = (mean["spatial_attention"].unflatten(-1, grid), mean["channel_attention"],
-                          mean["spatial_gate"].unflatten(-1, grid), mean["channel_gate"])
-        return ImageClassifierOutput(loss=loss, logits=logits, attentions=attentions)
+            mean = {name: torch.stack([maps[name] for maps in per_block]).mean(dim=0) for name in per_block[0]}
+            for spatial in ("spatial_attention", "spatial_gate"):
+                mean[spatial] = mean[spatial].unflatten(-1, grid)
+        return FerClassifierOutput(loss=loss, logits=logits, maps=mean)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.norm]
-
-    def attention_names(self) -> tuple[str, ...]:
-        return ATTENTION_NAMES

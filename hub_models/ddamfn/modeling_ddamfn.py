@@ -6,9 +6,9 @@ Only modules that run are built: the authors' MDConv BN/PReLU, the heads' 7×7 L
 unused BatchNorm1d and the MS-Celeb embedding head are left out, so ``parameters()`` equals the
 executed count of the paper (4,105,999 with 7 classes, 2 heads, 112 px).
 
-``output_attentions=True`` returns each head's map ``a_i = a_h·a_w`` (B×512×7×7, one 7×7 map per
-channel: the workbench averages them) and then the max-fused map (B×512×7×7), named by
-``attention_names()`` as ``dda_head_1 … dda_head_n, fused``.
+``output_maps=True`` returns each head's map ``a_i = a_h·a_w`` (B×512×7×7, one 7×7 map per
+channel: the workbench averages them) as ``dda_head_1 … dda_head_n``, then the max-fused map
+(B×512×7×7) as ``fused``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_ddamfn import DdamfnConfig
-from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
 from .fer_layers import CoordinateAttention, GlobalDepthwiseConv, MixConv
 
 # MixedFeatureNet stages after the stem [spec §4.2]:
@@ -140,9 +139,9 @@ class DdamfnForImageClassification(DdamfnPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
+        output_maps: bool = False,
         **kwargs: Any,
-    ) -> ImageClassifierOutput:
+    ) -> FerClassifierOutput:
         x = self.features(to_model_channels(pixel_values, self.config.num_channels))
         maps = [head(x) for head in self.heads]
         fused = torch.stack(maps).amax(dim=0) if maps else None
@@ -154,13 +153,11 @@ class DdamfnForImageClassification(DdamfnPreTrainedModel):
             loss = classification_loss(logits, labels)
             if len(maps) > 1 and self.config.attention_loss_weight:
                 loss = loss + self.config.attention_loss_weight * dda_attention_loss(maps)
-        attentions = ((*maps, fused) if maps else ()) if output_attentions else None
-        return ImageClassifierOutput(loss=loss, logits=logits, attentions=attentions)
+        named = None
+        if output_maps:
+            named = {f"dda_head_{i + 1}": head_map for i, head_map in enumerate(maps)}
+            named.update({"fused": fused} if maps else {})
+        return FerClassifierOutput(loss=loss, logits=logits, maps=named)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.features.conv_6_sep]
-
-    def attention_names(self) -> tuple[str, ...]:
-        if not self.config.num_heads:
-            return ()
-        return (*(f"dda_head_{i + 1}" for i in range(self.config.num_heads)), "fused")

@@ -10,7 +10,7 @@ Two classifier behaviours (``config.classifier_attention``, same parameters):
   B×32 matrix, i.e. every sample attends to the *other samples of its batch* (spec §3.3). Outputs
   then depend on batch composition, and at batch size 1 the attention is the identity.
 
-``output_attentions=True`` returns one tensor, ``patch_attention`` B×4×2×2 (for each query cell,
+``output_maps=True`` returns one map, ``patch_attention`` B×4×2×2 (for each query cell,
 its weights over the 2×2 key grid; the workbench's mean over the 4 queries is the attention each
 face quadrant receives) or, in batch mode, ``batch_attention`` B×B (each sample's weights over the
 batch, drawn as bars).
@@ -23,10 +23,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_patt_lite import PattLiteConfig
-from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
 
 # (output channels, stride) of MobileNetV1 blocks 1–8; block 9 contributes only its depthwise conv.
 MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1))
@@ -176,16 +175,14 @@ class PattLiteForImageClassification(PattLitePreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
+        output_maps: bool = False,
         **kwargs: Any,
-    ) -> ImageClassifierOutput:
+    ) -> FerClassifierOutput:
         x = to_model_channels(pixel_values, self.config.num_channels)
         logits, weights = self.head(self.patch_extraction(self.backbone(x)))
         loss = classification_loss(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits, attentions=(weights,) if output_attentions else None)
+        maps = {f"{self.config.classifier_attention}_attention": weights} if output_maps else None
+        return FerClassifierOutput(loss=loss, logits=logits, maps=maps)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.backbone.conv_dw_9]
-
-    def attention_names(self) -> tuple[str, ...]:
-        return ("batch_attention",) if self.config.classifier_attention == "batch" else ("patch_attention",)

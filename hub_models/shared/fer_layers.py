@@ -160,8 +160,8 @@ class CoordinateAttention(nn.Module):
 # clamp/abs/relu and powers: no exponential anywhere, which is the point of the construction.
 
 
-def c2_prelu(x: torch.Tensor, a: float | torch.Tensor = 1.0, alpha: float | torch.Tensor = 0.1,
-             beta: float | torch.Tensor = 1.0) -> torch.Tensor:
+def c2_prelu(x: torch.Tensor, a: float | torch.Tensor, alpha: float | torch.Tensor,
+             beta: float | torch.Tensor) -> torch.Tensor:
     """β·R_a(x) − α·R_a(−x), where R_a is ReLU smoothed by a triangular kernel of half-width a.
 
     Slope β for x ≥ a, slope α for x ≤ −a, a cubic blend of width 2a in between (its second
@@ -173,12 +173,12 @@ def c2_prelu(x: torch.Tensor, a: float | torch.Tensor = 1.0, alpha: float | torc
     return beta * F.relu(x) - alpha * F.relu(-x) + (beta - alpha) * bump
 
 
-def c2_sigmoid(x: torch.Tensor, a: float | torch.Tensor = 4.5, s: float | torch.Tensor = 0.0,
-               h: float | torch.Tensor = 1.0) -> torch.Tensor:
+def c2_sigmoid(x: torch.Tensor, a: float | torch.Tensor, s: float | torch.Tensor,
+               h: float | torch.Tensor) -> torch.Tensor:
     """h·S((x − s)/a): S is the running integral of the uniform quadratic B-spline on [−1, 1].
 
-    0 below s − a, h above s + a, knots at s + a·{−1, −⅓, ⅓, 1}. The defaults give sigmoid's
-    slope at 0 (¼) and S(±2) ≈ 0.5 ± 0.404. With t = 1.5(u + 1) clamped to [0, 3],
+    0 below s − a, h above s + a, knots at s + a·{−1, −⅓, ⅓, 1}. a = 4.5, s = 0, h = 1 (CF-DAN's
+    initial values) give sigmoid's slope at 0 (¼) and S(±2) ≈ 0.5 ± 0.404. With t = 1.5(u + 1) clamped to [0, 3],
     S = (t₊³ − 3(t − 1)₊³ + 3(t − 2)₊³) / 6 (truncated-power form of the B-spline integral).
     """
     t = (1.5 * ((x - s) / a + 1.0)).clamp(0.0, 3.0)
@@ -204,7 +204,7 @@ class _PositiveWidth(nn.Module):
 class C2PReLU(nn.Module):
     """`c2_prelu` with learnable width a, negative slope α and positive slope β (3 scalars)."""
 
-    def __init__(self, a: float = 1.0, alpha: float = 0.1, beta: float = 1.0) -> None:
+    def __init__(self, a: float, alpha: float, beta: float) -> None:
         super().__init__()
         self.width = _PositiveWidth(a)
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
@@ -218,7 +218,7 @@ class C2Sigmoid(nn.Module):
     """`c2_sigmoid` with learnable width a, shift s and height h (3 scalars): the gate of the
     CF-DAN cross-fusion in place of sigmoid."""
 
-    def __init__(self, a: float = 4.5, s: float = 0.0, h: float = 1.0) -> None:
+    def __init__(self, a: float, s: float, h: float) -> None:
         super().__init__()
         self.width = _PositiveWidth(a)
         self.shift = nn.Parameter(torch.tensor(float(s)))

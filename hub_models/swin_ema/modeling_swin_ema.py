@@ -4,7 +4,7 @@ Swin-T in the Microsoft layout (stages 1–3 end with PatchMerging), EMA on the 
 ``config.ema_stage`` (default 2: 384×14×14), and SPST (SparseSwin's SparTa block) in place of the
 stage-4 Swin blocks. Feature maps run channels-last (B×H×W×C) inside the Swin stages.
 
-``output_attentions=True`` returns, in this order (names from ``attention_names()``):
+``output_maps=True`` returns, in this order:
 
 * ``stage{k}_window_attention`` for every Swin stage: B×heads×H×W, the attention each token
   *receives* inside its window (softmax probabilities averaged over the window's queries, and over
@@ -30,10 +30,9 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 from transformers import initialization as init
-from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_swin_ema import NUM_STAGES, SwinEmaConfig, stage_grids, stage_window
-from .fer_base import FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
 from .fer_layers import EMA, tokens_to_map
 
 MASKED = -100.0  # Swin's additive mask for token pairs that the cyclic shift made neighbours
@@ -281,39 +280,28 @@ class SwinEmaForImageClassification(SwinEmaPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
+        output_maps: bool = False,
         **kwargs: Any,
-    ) -> ImageClassifierOutput:
+    ) -> FerClassifierOutput:
         x = self.patch_embed(to_model_channels(pixel_values, self.config.num_channels))
         x = self.patch_norm(x.permute(0, 2, 3, 1))
-        attentions: list[torch.Tensor] = []
+        maps: dict[str, torch.Tensor] = {}
         ema_weights = None
         for stage_index, stage in enumerate(self.stages, start=1):
-            x, received = stage(x)
-            attentions.append(received)
+            x, maps[f"stage{stage_index}_window_attention"] = stage(x)
             if self.ema is not None and self.config.ema_stage == stage_index:
                 x, ema_weights = self.ema(x)
         if self.spst is not None:
-            tokens, latent_map = self.spst(x.permute(0, 3, 1, 2))
-            attentions.append(latent_map)
+            tokens, maps["spst_latent_attention"] = self.spst(x.permute(0, 3, 1, 2))
         else:
             tokens = x.flatten(1, 2)
         if self.ema is not None and self.config.ema_stage == NUM_STAGES:
             tokens, ema_weights = self.ema(tokens)
         if ema_weights is not None:
-            attentions.append(ema_weights)
+            maps["ema_weights"] = ema_weights
         logits = self.classifier(self.norm(tokens).mean(dim=1))
         loss = classification_loss(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits,
-                                     attentions=tuple(attentions) if output_attentions else None)
+        return FerClassifierOutput(loss=loss, logits=logits, maps=maps if output_maps else None)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.spst.converter.conv] if self.spst is not None else [self.norm]
-
-    def attention_names(self) -> tuple[str, ...]:
-        names = [f"stage{i}_window_attention" for i in range(1, len(self.stages) + 1)]
-        if self.spst is not None:
-            names.append("spst_latent_attention")
-        if self.ema is not None:
-            names.append("ema_weights")
-        return tuple(names)

@@ -107,6 +107,30 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = Fals
     return f"{ORG}/{name}"
 
 
+def source_file(filename: str) -> Path:
+    """The package's current copy of a remote-code file (``modeling_x.py``, ``fer_base.py`` …)."""
+    package = ZOO_DIR.parent
+    found = [path.resolve() for path in sorted(package.glob(f"*/{filename}")) if path.parent != ZOO_DIR]
+    if not found:
+        raise FileNotFoundError(f"no package source for {filename!r} under {package}")
+    return found[0]
+
+
+def refresh_code(name: str, zoo_dir: Path = ZOO_DIR) -> str:
+    """Give an entry the package's current remote-code files and re-pin its revision.
+
+    Weights, metrics and card stay as trained: a code change that keeps the state dict (the
+    output type, documentation) must not cost a new checkpoint, and Hub users who load the
+    folder with ``trust_remote_code`` must run the same code as the package."""
+    target = folder(f"{ORG}/{name}", zoo_dir)
+    for path in target.glob("*.py"):
+        shutil.copyfile(source_file(path.name), path)
+    manifest = _read_manifest(zoo_dir)
+    manifest[name]["revision"] = _revision(sorted(target.iterdir()))
+    (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest[name]["revision"]
+
+
 def _link_or_copy(source: Path, destination: Path) -> None:
     try:
         destination.symlink_to(source)

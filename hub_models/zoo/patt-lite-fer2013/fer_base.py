@@ -13,15 +13,14 @@ The explanation protocol (read by `workbench`, never by architecture name):
   ``config.face_template`` – how a face should be cropped for this checkpoint.
 * ``model.cam_target_layers()`` – modules whose output is a spatial feature map for Grad-CAM.
 * ``model.cam_reshape_transform`` – ``None`` or a callable turning that output into B×C×H×W.
-* ``model(pixel_values, output_attentions=True).attentions`` – a tuple of native attention
-  tensors, batch first, each either a spatial map ``B×H×W``, a stack of spatial maps
-  ``B×K×H×W`` (heads, groups or channels: the workbench averages over K), or a vector
-  ``B×C`` (channel gates, drawn as bars). ``model.attention_names()`` names them, in order.
+* ``model(pixel_values, output_maps=True).maps`` – the model's own attention read-outs by
+  name (:class:`FerClassifierOutput` documents their shapes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
+from transformers.utils import ModelOutput
 
 FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FERPLUS_LABELS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
@@ -102,6 +102,27 @@ class FerConfig(PretrainedConfig):
         require_positive("calibration_temperature", calibration_temperature)
 
 
+@dataclass
+class FerClassifierOutput(ModelOutput):
+    """What every FER model returns.
+
+    Args:
+        loss: the classification loss, when ``labels`` were given.
+        logits: B×num_labels, divided by ``config.calibration_temperature``.
+        maps: only with ``output_maps=True``: the model's native attention read-outs by name, in
+            the order the model computes them, batch first. Each is one of
+            ``B×H×W`` – a spatial map over the input;
+            ``B×K×H×W`` – K spatial maps (heads, groups or channels; the workbench averages
+            over K);
+            ``B×C`` – a vector (channel gates, weights over a batch), drawn as bars.
+            A model without attention modules returns an empty dict.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    maps: dict[str, torch.Tensor] | None = None
+
+
 def to_model_channels(pixel_values: torch.Tensor, num_channels: int) -> torch.Tensor:
     """Accept the processor's 3-channel tensor for grayscale models (and 1-channel tensors
     for colour models), so one preprocessing path serves every model."""
@@ -163,9 +184,6 @@ class FerPreTrainedModel(PreTrainedModel):
 
     def cam_target_layers(self) -> list[nn.Module]:
         raise NotImplementedError(f"{type(self).__name__} does not name its Grad-CAM target layers")
-
-    def attention_names(self) -> tuple[str, ...]:
-        return ()
 
     def image_processor(self):
         """The processor that turns any PIL image into this model's 3-channel input."""

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hub_models import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS
 from workbench import (
     FAITHFULNESS_METRICS,
-    FAST_METHODS,
+    LABEL_SETS,
     METHODS,
     REGIONS,
     AnalysisResult,
@@ -31,11 +30,11 @@ from workbench import (
     overlay,
 )
 
+from .common import DEFAULT_METHOD, friendly
 from .model_choice import MAX_MODELS, POOL, parse_choice
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
-DEFAULT_METHOD = "gradcam"
 MAX_FACES = 4
 DISPLAY_SIDE = 320
 METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
@@ -93,25 +92,12 @@ def example_photos() -> list[Path]:
     return sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 
 
-def cam_methods() -> list[tuple[str, str]]:
-    return [(method.title + (" (slow)" if method.slow else ""), name) for name, method in METHODS.items()]
-
-
-def fast_methods() -> list[tuple[str, str]]:
-    return [(METHODS[name].title, name) for name in FAST_METHODS]
-
-
 def target_choices() -> list[str]:
-    return [PREDICTED, *dict.fromkeys((*FER2013_LABELS, *FERPLUS_LABELS, *CKPLUS_LABELS))]
+    return [PREDICTED, *dict.fromkeys(label for labels in LABEL_SETS.values() for label in labels)]
 
 
 def column_outputs(columns: list[ModelColumn]) -> list[Any]:
     return [component for column in columns for component in column.components()]
-
-
-def friendly(error: Exception) -> gr.Error:
-    """A message for the person at the screen (and the API client), not a traceback."""
-    return gr.Error(str(error), title="Cannot analyse this", print_exception=False)
 
 
 def image_source(payload: Any) -> str | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from workbench import ModelAnalysis, WorkbenchError, colorbar_strip, overlay
 
-from .compare import DEFAULT_METHOD
+from .common import DEFAULT_METHOD
 from .model_choice import POOL, parse_choice
 
 TILE = 176
