@@ -9,12 +9,15 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gradio as gr
+from gradio import processing_utils
+from PIL import Image
 
 from spaces.ui import CSS, build_demo
 
@@ -53,9 +56,33 @@ def bound_native_heap() -> bool:
         return False
 
 
+def save_image_atomically(image: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's image cache, written so that a reader never sees a half-written file.
+
+    Gradio names a cached output by the hash of its bytes and rewrites the file in place each
+    time, so when two requests produce the same picture at once (two visitors on the same
+    example photo) one browser's download can race the other request's rewrite and end early.
+    Here identical bytes are written once, through a temporary file and an atomic rename."""
+    data = processing_utils.encode_pil_to_bytes(image, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = (folder / f"{name}.{format}").resolve()
+    if not target.exists():
+        handle, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+    return str(target)
+
+
 def launch(port: int | None = None, host: str | None = None, block: bool = True) -> tuple[gr.Blocks, str]:
     """Build, queue and start the app; returns it with its URL (``block=False`` for tests)."""
     bound_native_heap()
+    processing_utils.save_pil_to_cache = save_image_atomically  # every image and gallery output
     demo = build_demo().queue(default_concurrency_limit=CONCURRENT_ANALYSES, max_size=QUEUE_SIZE)
     _, url, _ = demo.launch(
         server_name=host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

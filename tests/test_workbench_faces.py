@@ -104,6 +104,30 @@ def test_several_faces_come_largest_first(photo: np.ndarray, detector) -> None:
     assert faces[0].box[0] > 400 > faces[1].box[2]
 
 
+@pytest.fixture(scope="module")
+def face_tile(photo: np.ndarray, detector) -> np.ndarray:
+    """The photo's face with a margin, square: one tile of the grids below."""
+    x0, y0, x1, y1 = detector.detect(photo)[0].box
+    half, cx, cy = 0.8 * max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
+    return photo[max(0, int(cy - half)):int(cy + half), max(0, int(cx - half)):int(cx + half)]
+
+
+@pytest.mark.parametrize("name", ["retinaface", "yunet"])
+@pytest.mark.parametrize("count, columns", [(4, 2), (12, 4), (30, 6)])
+@pytest.mark.parametrize("side", [120, 60])
+def test_a_grid_of_identical_faces_counts_each_once(face_tile: np.ndarray, name: str, count: int, columns: int,
+                                                    side: int) -> None:
+    tile = cv2.resize(face_tile, (side, side), interpolation=cv2.INTER_AREA)
+    grid = np.tile(tile, (count // columns, columns, 1))
+    # Counting does not depend on RetinaFace's landmark refinement (a second look per face, slow here).
+    detector = RetinaFaceDetector(refine=False) if name == "retinaface" else get_detector(name)
+    faces = detector.detect(grid)
+    assert len(faces) == count
+    centres = sorted((round((f.box[1] + f.box[3]) / 2 // side), round((f.box[0] + f.box[2]) / 2 // side))
+                     for f in faces)
+    assert centres == [(row, column) for row in range(count // columns) for column in range(columns)]
+
+
 def test_photo_without_a_face_gives_no_detection(detector) -> None:
     rng = np.random.default_rng(0)
     sky = np.linspace([90, 140, 220], [200, 220, 240], 360)[:, None, :].repeat(640, axis=1)
