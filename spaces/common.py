@@ -17,6 +17,12 @@ def fast_methods() -> list[tuple[str, str]]:
     return [(METHODS[name].title, name) for name in FAST_METHODS]
 
 
+def user_error(message: str, title: str = "Cannot do this") -> gr.Error:
+    """A message for the person at the screen (and the API client). An ordinary mistake, such as
+    pressing a button before giving a photo, is not a server fault: no traceback in the log."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def friendly(error: Exception) -> gr.Error:
-    """A message for the person at the screen (and the API client), not a traceback."""
-    return gr.Error(str(error), title="Cannot analyse this", print_exception=False)
+    """An engine error as a `user_error`, in the engine's words."""
+    return user_error(str(error), title="Cannot analyse this")

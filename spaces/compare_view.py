@@ -26,11 +26,13 @@ from workbench import (
     WorkbenchError,
     add_faithfulness,
     bar_chart,
+    canonical,
     draw_faces,
+    label_union,
     overlay,
 )
 
-from .common import DEFAULT_METHOD, friendly
+from .common import DEFAULT_METHOD, friendly, user_error
 from .model_choice import MAX_MODELS, POOL, parse_choice
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -92,8 +94,21 @@ def example_photos() -> list[Path]:
     return sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 
 
-def target_choices() -> list[str]:
-    return [PREDICTED, *dict.fromkeys(label for labels in LABEL_SETS.values() for label in labels)]
+def target_choices(models: list[str] | str | None = None) -> list[str]:
+    """"predicted class", then every expression the chosen models know, once, in one spelling (all
+    the zoo's label sets when no model can be loaded yet)."""
+    try:
+        label_lists = [POOL.model(spec).labels for spec in parse_choice(models)] if models else []
+    except (WorkbenchError, ValueError):
+        label_lists = []
+    return [PREDICTED, *label_union(label_lists or LABEL_SETS.values())]
+
+
+def update_targets(models: list[str] | str | None, current: str | None) -> dict[str, Any]:
+    """New model choice → the class picker lists what these models know; a still-valid choice stays."""
+    choices = target_choices(models)
+    keep = canonical(current) if current and canonical(current) in choices else PREDICTED
+    return gr.update(choices=choices, value=keep)
 
 
 def column_outputs(columns: list[ModelColumn]) -> list[Any]:
@@ -109,15 +124,18 @@ def image_source(payload: Any) -> str | None:
     return None if payload is None else str(payload)
 
 
-def analyze(image: Any, models: list[str] | str | None, method: str, target: str | None) -> tuple[Any, ...]:
+def analyze(image: Any, models: list[str] | str | None, method: str, target: str | None,
+            face: int | None = None, faithfulness: bool = False) -> tuple[Any, ...]:
     """Detect every face, run each chosen model with `method` for the predicted (or chosen) class.
 
     `image` is a path, or the raw upload payload (a dict with its path) when called by Gradio.
+    `face`: the face to show, kept from the previous run when this photo has it. `faithfulness`:
+    score the shown face's maps in this call (API clients) instead of in the follow-up event.
     """
     image = image_source(image)
     if image is None:
-        raise gr.Error("Give a photo first: upload, paste, pick an example or take a webcam picture.",
-                       title="No photo")
+        raise user_error("Give a photo first: upload, paste, pick an example or take a webcam picture.",
+                         title="No photo")
     try:
         specs = parse_choice(models)
         workbench = POOL.workbench(specs)
@@ -127,7 +145,10 @@ def analyze(image: Any, models: list[str] | str | None, method: str, target: str
     except (WorkbenchError, ValueError) as error:
         raise friendly(error) from error
     session = Analysis.keep(result, workbench.models)
-    return session, *render(session, 0)
+    shown = int(face) if isinstance(face, (int, float)) and 0 <= int(face) < len(result.faces) else 0
+    if faithfulness:
+        score_faithfulness(session, shown)
+    return session, *render(session, shown)
 
 
 def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFrame | None:
@@ -146,17 +167,17 @@ def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFra
 def show_face(session: Analysis | None, face: int | None) -> tuple[Any, ...]:
     """Show another face of the last analysis (no models run again)."""
     if session is None:
-        raise gr.Error("Run a comparison first.", title="Nothing analysed yet")
+        raise user_error("Run a comparison first.", title="Nothing analysed yet")
     index = int(face or 0)
     if not 0 <= index < max(1, len(session.result.faces)):
-        raise gr.Error(f"There is no face {index}; this photo has {len(session.result.faces)}.")
+        raise user_error(f"There is no face {index}; this photo has {len(session.result.faces)}.")
     return render(session, index)
 
 
 def bundle(session: Analysis | None) -> dict[str, Any]:
     """The engine's bundle of the last analysis (PNGs, raw maps, manifest) as a zip file."""
     if session is None:
-        raise gr.Error("Run a comparison first; the bundle holds its results.", title="Nothing to download")
+        raise user_error("Run a comparison first; the bundle holds its results.", title="Nothing to download")
     workdir = Path(tempfile.mkdtemp(prefix="fer-bundle-"))
     folder = session.full_result().save(workdir / "analysis")
     archive = shutil.make_archive(str(workdir / f"fer-workbench-{session.result.input['sha256'][:12]}"), "zip",

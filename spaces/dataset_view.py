@@ -27,7 +27,7 @@ from workbench import (
     test_faces,
 )
 
-from .common import DEFAULT_METHOD, friendly
+from .common import DEFAULT_METHOD, friendly, user_error
 from .model_choice import POOL, parse_choice
 
 INTRO = ("### Models on a test set\nThe confusion matrix of each chosen model on a test split, computed here "
@@ -116,9 +116,9 @@ def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None,
               method: str | None) -> list[tuple[np.ndarray, str]]:
     """Up to twelve faces of the cell, each with the model's CAM for its prediction."""
     if run is None:
-        raise gr.Error("Evaluate the models first.", title="No evaluation yet")
+        raise user_error("Evaluate the models first.", title="No evaluation yet")
     if model not in run.predictions or true_class not in run.labels or predicted not in run.labels:
-        raise gr.Error("Choose a model, a true class and a predicted class (or click a cell in the table).")
+        raise user_error("Choose a model, a true class and a predicted class (or click a cell in the table).")
     rows = np.flatnonzero((run.truth == run.labels.index(true_class))
                           & (run.predictions[model] == run.labels.index(predicted)))[:CELL_FACES]
     if not len(rows):

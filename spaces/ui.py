@@ -74,29 +74,35 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 method = gr.Dropdown(choices=common.cam_methods(), value=common.DEFAULT_METHOD,
                                      label="CAM method", elem_id="method",
                                      info="ScoreCAM/AblationCAM are slow on CPU (seconds)")
-                target = gr.Dropdown(choices=compare_view.target_choices(), value=compare_view.PREDICTED,
-                                     allow_custom_value=True, label="Explain class", elem_id="target")
+                target = gr.Dropdown(choices=compare_view.target_choices(default_models()),
+                                     value=compare_view.PREDICTED, allow_custom_value=True, label="Explain class",
+                                     elem_id="target")
             run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
-            status = gr.Markdown(elem_id="status")
+            status = gr.Markdown(label="Status", elem_id="status")
             faces = gr.Image(label="Faces found (numbered, largest first)", type="numpy", format="jpeg",
                              interactive=False, height=220, elem_id="faces-image")
             face = gr.Dropdown(choices=[], value=None, label="Face to show", elem_id="face-choice",
                                interactive=True)
+            # For API clients: score faithfulness in the /analyze call itself (the page scores it in
+            # the follow-up event, after the maps are on screen).
+            score_now = gr.Checkbox(value=False, visible=False, label="Score faithfulness in this call")
     columns = []
     with gr.Row(equal_height=False):
         for index in range(MAX_MODELS):
             with gr.Column(min_width=260, elem_classes=["model-col"], visible=False) as column:
-                header = gr.Markdown(elem_id=f"model-{index}-head", elem_classes=["model-head"])
-                label = gr.Label(num_top_classes=3, show_label=False, elem_id=f"model-{index}-label")
+                header = gr.Markdown(label=f"Model {index + 1}: heading", elem_id=f"model-{index}-head",
+                                     elem_classes=["model-head"])
+                label = gr.Label(num_top_classes=3, label=f"Model {index + 1}: probabilities", show_label=False,
+                                 elem_id=f"model-{index}-label")
                 # WebP: a quarter of PNG's encoding time; the bundle keeps lossless PNGs and raw maps.
                 cam = gr.Image(type="numpy", format="webp", interactive=False, show_label=True, height=300,
-                               label="Class-activation map", elem_id=f"model-{index}-cam")
-                native = gr.Gallery(label="Native attention", columns=2, height="auto",
+                               label=f"Model {index + 1}: class-activation map", elem_id=f"model-{index}-cam")
+                native = gr.Gallery(label=f"Model {index + 1}: native attention", columns=2, height="auto",
                                     format="webp", object_fit="contain", fit_columns=False,
                                     elem_id=f"model-{index}-native")
             columns.append(compare_view.ModelColumn(column, header, label, cam, native))
     with gr.Row():
-        regions = gr.Plot(show_label=False, elem_id="regions-plot")
+        regions = gr.Plot(label="Face-region attribution", show_label=False, elem_id="regions-plot")
         faithfulness = gr.Dataframe(label="Faithfulness of each CAM: AUCs of the explained class's probability "
                                     "(↓ lower / ↑ higher is better)", interactive=False,
                                     elem_id="faithfulness-table", wrap=True)
@@ -106,7 +112,9 @@ def _compare_tab(models: gr.Dropdown) -> None:
         bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
 
     shown = [status, faces, face, *compare_view.column_outputs(columns), regions, faithfulness]
-    run.click(compare_view.analyze, inputs=[image, models, method, target], outputs=[state, *shown],
+    models.change(compare_view.update_targets, inputs=[models, target], outputs=[target], api_name="target_choices",
+                  show_progress="hidden")
+    run.click(compare_view.analyze, inputs=[image, models, method, target, face, score_now], outputs=[state, *shown],
               api_name="analyze", concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
         concurrency_id="analysis", show_progress="minimal")
@@ -128,7 +136,7 @@ def _webcam_tab(models: gr.Dropdown) -> None:
         with gr.Column(min_width=300):
             overlay = gr.Image(type="numpy", format="jpeg", label="Live explanation", interactive=False,
                                elem_id="live-output")
-            summary = gr.Markdown(elem_id="live-summary")
+            summary = gr.Markdown(label="Live summary", elem_id="live-summary")
     frame.stream(live_view.live_frame, inputs=[frame, models, method], outputs=[overlay, summary],
                  api_name="live_frame", stream_every=0.2, time_limit=120, concurrency_limit=2,
                  show_progress="hidden")
@@ -143,7 +151,7 @@ def _activations_tab(tab: gr.Tab) -> None:
                                   elem_id="c2-" + key.replace(".", "-"))
                         for key, label, low, high, value, step in activations_view.PARAMETERS
                         if key.startswith(function + ".")]
-    curves = gr.Plot(show_label=False, elem_id="activation-curves")
+    curves = gr.Plot(label="Activation curves", show_label=False, elem_id="activation-curves")
     with gr.Row():
         cost = gr.Dataframe(label="Measured CPU cost (median of 5 runs, 2 threads)", interactive=False,
                             elem_id="activation-cost")
@@ -164,14 +172,14 @@ def _dataset_tab(models: gr.Dropdown) -> None:
                          label="Images (a subset keeps CPU time short)", elem_id="dataset-size")
         run = gr.Button("Evaluate", variant="primary", interactive=available, elem_id="dataset-btn")
     state = gr.State(time_to_live=state_ttl())
-    status = gr.Markdown(elem_id="dataset-status")
-    matrices = gr.Plot(show_label=False, elem_id="confusion-plot")
+    status = gr.Markdown(label="Status", elem_id="dataset-status")
+    matrices = gr.Plot(label="Confusion matrices", show_label=False, elem_id="confusion-plot")
     gr.Markdown("**Calibration.** A model is *calibrated* when, among the faces it gives 70% confidence, about 70% "
                 "are right: its points then lie on the dashed diagonal. Below the diagonal it is over-confident. "
                 "ECE (expected calibration error) is the average gap, weighted by how many faces fall in each of 15 "
                 "confidence bins. The temperature T, fitted on the validation split after training, divides the "
                 "logits: it changes the confidence, never the prediction.")
-    reliability = gr.Plot(show_label=False, elem_id="reliability-plot")
+    reliability = gr.Plot(label="Reliability diagrams", show_label=False, elem_id="reliability-plot")
     gr.Markdown("**Choose a cell** — click it in the table, or pick model / true / predicted class — to see "
                 "those faces with their explanations.")
     with gr.Row():

@@ -28,7 +28,7 @@ from hub_models import FER2013_LABELS  # noqa: E402
 MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
-             "/dataset_cell_after_pick", "/dataset_cell"}
+             "/dataset_cell_after_pick", "/dataset_cell", "/target_choices"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -45,6 +45,32 @@ def analyze(client: Client, photo: Path | str, models=MODELS, method="gradcam", 
 def test_every_event_is_a_named_endpoint(client):
     named = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     assert named >= ENDPOINTS
+
+
+def test_every_output_of_every_endpoint_is_named(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    unnamed = [(name, item.get("label")) for name, endpoint in endpoints.items() for item in endpoint["returns"]
+               if not item.get("label") or re.fullmatch(r"value_\d+", item["label"])]
+    assert not unnamed
+
+
+def test_a_rerun_keeps_the_chosen_face_and_can_score_faithfulness_at_once(client):
+    photo = handle_file(str(EXAMPLES / "two_people.jpg"))
+    out = client.predict(photo, MODELS[:1], "gradcam", "predicted class", 1, True, api_name="/analyze")
+    assert out[2]["value"] == 1
+    assert [row[0] for row in out[-1]["data"]] == MODELS[:1]  # scored in the same call
+    again = client.predict(handle_file(str(EXAMPLES / "grace_hopper.jpg")), MODELS[:1], "gradcam",
+                           "predicted class", 1, False, api_name="/analyze")
+    assert again[2]["value"] == 0  # that photo has one face
+
+
+def test_one_spelling_per_class_across_label_sets(client):
+    update = client.predict(["patt_lite"], "happiness", api_name="/target_choices")
+    choices = [choice[0] if isinstance(choice, (list, tuple)) else choice for choice in update["choices"]]
+    assert choices == ["predicted class", *FER2013_LABELS] and update["value"] == "happy"  # FER2013's name
+    out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=["patt_lite"], target="happiness")
+    assert out[4]["label"] == "happy" or "maps explain **happy**" in out[3]
+    assert "not among this model's labels" not in out[3]
 
 
 def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):

@@ -278,3 +278,17 @@ def test_fer2013_crops_always_give_one_face() -> None:
         result = workbench.analyze(crop, faithfulness=False)
         assert len(result.faces) == 1, result.message
         assert result.faces[0].whole_image == ("whole image" in (result.message or ""))
+
+
+def test_one_spelling_per_expression_across_label_sets() -> None:
+    from hub_models import CKPLUS_LABELS, FER2013_LABELS, FERPLUS_LABELS
+    from workbench import resolve_target
+    from workbench.labels import canonical, label_index, label_union
+
+    assert label_index("happiness", FER2013_LABELS) == FER2013_LABELS.index("happy")
+    assert label_index("Angry", CKPLUS_LABELS) == CKPLUS_LABELS.index("anger")
+    assert label_index("contempt", FER2013_LABELS) is None
+    union = label_union([FER2013_LABELS, FERPLUS_LABELS, CKPLUS_LABELS])
+    assert union == [*FER2013_LABELS, "contempt"] and canonical("Sadness") == "sad"
+    notes: list[str] = []
+    assert resolve_target("sadness", FER2013_LABELS, notes) == FER2013_LABELS.index("sad") and not notes

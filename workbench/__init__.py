@@ -28,6 +28,7 @@ from .engine import Workbench, add_faithfulness, prepare_face, resolve_target
 from .errors import ArgumentError, BundleError, BundleExistsError, ImageError, ModelLoadError, WorkbenchError
 from .faces import Detection, align_face, get_detector
 from .images import LoadedImage, load_image
+from .labels import canonical, label_union
 from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
@@ -65,6 +66,7 @@ __all__ = [
     "bar_chart",
     "c2_prelu",
     "c2_sigmoid",
+    "canonical",
     "colorbar_strip",
     "confusion_matrix",
     "data_status",
@@ -72,6 +74,7 @@ __all__ = [
     "draw_faces",
     "draw_reliability",
     "get_detector",
+    "label_union",
     "load_image",
     "load_model",
     "median_ms",

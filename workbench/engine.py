@@ -18,6 +18,7 @@ from .faces import Detection, FaceDetector, align_face, get_detector, looks_like
 from .faces.align import AlignedFace
 from .faithfulness import faithfulness_scores
 from .images import ImageInput, LoadedImage, load_image
+from .labels import label_index
 from .models import LoadedModel, load_model
 from .native import read_native_maps
 from .regions import agreement, region_masks, region_shares
@@ -221,14 +222,15 @@ def check_max_faces(max_faces: int | None) -> None:
 
 
 def resolve_target(target: Target, labels: Sequence[str], notes: list[str]) -> int | None:
-    """None → explain the prediction; int → that class index; str → that label, when the model has it."""
+    """None → explain the prediction; int → that class index; str → that expression, when the model
+    has it under any spelling ("happiness" finds FER2013's "happy")."""
     check_target(target, labels)
     if target is None:
         return None
     if isinstance(target, str):
-        lowered = [label.lower() for label in labels]
-        if target.lower() in lowered:
-            return lowered.index(target.lower())
+        index = label_index(target, labels)
+        if index is not None:
+            return index
         notes.append(f"target {target!r} is not among this model's labels ({', '.join(labels)}); "
                      "explaining its prediction instead")
         return None
