@@ -39,6 +39,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
 MAX_FACES = 4
 DISPLAY_SIDE = 320
+DEFAULT_OPACITY = 0.6
 METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
                  "road_lerf": "ROAD LeRF ↑"}
 
@@ -125,12 +126,13 @@ def image_source(payload: Any) -> str | None:
 
 
 def analyze(image: Any, models: list[str] | str | None, method: str, target: str | None,
-            face: int | None = None, faithfulness: bool = False) -> tuple[Any, ...]:
+            face: int | None = None, faithfulness: bool = False, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:
     """Detect every face, run each chosen model with `method` for the predicted (or chosen) class.
 
     `image` is a path, or the raw upload payload (a dict with its path) when called by Gradio.
     `face`: the face to show, kept from the previous run when this photo has it. `faithfulness`:
     score the shown face's maps in this call (API clients) instead of in the follow-up event.
+    `opacity`: of the maps drawn over the face, where they are highest.
     """
     image = image_source(image)
     if image is None:
@@ -148,7 +150,7 @@ def analyze(image: Any, models: list[str] | str | None, method: str, target: str
     shown = int(face) if isinstance(face, (int, float)) and 0 <= int(face) < len(result.faces) else 0
     if faithfulness:
         score_faithfulness(session, shown)
-    return session, *render(session, shown)
+    return session, *render(session, shown, opacity)
 
 
 def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFrame | None:
@@ -164,14 +166,14 @@ def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFra
     return faithfulness_table(analyses)
 
 
-def show_face(session: Analysis | None, face: int | None) -> tuple[Any, ...]:
-    """Show another face of the last analysis (no models run again)."""
+def show_face(session: Analysis | None, face: int | None, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:
+    """Show another face of the last analysis, or redraw it at another opacity (no models run again)."""
     if session is None:
         raise user_error("Run a comparison first.", title="Nothing analysed yet")
     index = int(face or 0)
     if not 0 <= index < max(1, len(session.result.faces)):
         raise user_error(f"There is no face {index}; this photo has {len(session.result.faces)}.")
-    return render(session, index)
+    return render(session, index, opacity)
 
 
 def bundle(session: Analysis | None) -> dict[str, Any]:
@@ -186,7 +188,7 @@ def bundle(session: Analysis | None) -> dict[str, Any]:
     return gr.update(value=archive, visible=True)
 
 
-def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
+def render(session: Analysis, face_index: int, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:
     """Every Compare output for one face: status, boxes, face picker, model columns, charts."""
     result = session.result
     boxes_image = draw_faces(session.image(), [f.box for f in result.faces], [f.landmarks for f in result.faces])
@@ -200,25 +202,35 @@ def render(session: Analysis, face_index: int) -> tuple[Any, ...]:
     columns: list[Any] = []
     for slot in range(MAX_MODELS):
         if slot < len(analyses):
-            columns += _column(analyses[slot], session.method, session.trained.get(analyses[slot].model_name, True))
+            columns += _column(analyses[slot], session.method, session.trained.get(analyses[slot].model_name, True),
+                               _opacity(opacity))
         else:
             columns += [gr.update(visible=False), "", None, None, []]
     return (status, boxes_image, picker, *columns, region_chart(analyses, session.method),
             faithfulness_table(analyses))
 
 
-def _column(analysis: ModelAnalysis, method: str, trained: bool) -> list[Any]:
+def _column(analysis: ModelAnalysis, method: str, trained: bool, opacity: float) -> list[Any]:
     lines = [f"### {analysis.model_name}"]
     if not trained:
         lines.append("<span class='untrained'>⚠ untrained (random weights): ignore its prediction</span>")
     if analysis.target != analysis.predicted:
         lines.append(f"maps explain **{analysis.target}** (predicted: {analysis.predicted})")
     lines += [f"<small>{note}</small>" for note in analysis.notes]
-    cam = overlay(analysis.face, analysis.cams[method], min_side=DISPLAY_SIDE) if method in analysis.cams else None
-    return [gr.update(visible=True), "\n\n".join(lines), analysis.probabilities, cam, _native_gallery(analysis)]
+    cam = (overlay(analysis.face, analysis.cams[method], opacity, min_side=DISPLAY_SIDE, beside=True)
+           if method in analysis.cams else None)
+    column = gr.update(visible=True, elem_classes=["model-col"] if trained else ["model-col", "untrained-col"])
+    return [column, "\n\n".join(lines), analysis.probabilities, cam, _native_gallery(analysis, opacity)]
 
 
-def _native_gallery(analysis: ModelAnalysis) -> list[tuple[np.ndarray, str]]:
+def _opacity(value: Any) -> float:
+    try:
+        return min(1.0, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return DEFAULT_OPACITY
+
+
+def _native_gallery(analysis: ModelAnalysis, opacity: float) -> list[tuple[np.ndarray, str]]:
     items = []
     for name, values in analysis.native.items():
         if values.ndim == 1:
@@ -228,7 +240,7 @@ def _native_gallery(analysis: ModelAnalysis) -> list[tuple[np.ndarray, str]]:
         agreement = analysis.agreement.get(name)
         if agreement is not None and np.isfinite(agreement) and analysis.agreement_method:
             caption += f" · r={agreement:+.2f} vs {METHODS[analysis.agreement_method].title}"
-        items.append((overlay(analysis.face, values, min_side=DISPLAY_SIDE), caption))
+        items.append((overlay(analysis.face, values, opacity, min_side=DISPLAY_SIDE), caption))
     return items
 
 

@@ -4,6 +4,7 @@ this module only places components and names every event as an API endpoint."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -18,10 +19,15 @@ INTRO = (
     "(upload, paste, an example or the webcam) and compare their predictions, class-activation maps, "
     "native attention, face-region attribution and faithfulness on the same aligned face."
 )
+READING_GUIDE = (Path(__file__).resolve().parent / "reading_guide.md").read_text()
 CSS = """
 .model-col {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px !important;}
 .model-head p {margin: 0 !important;}
 .untrained {color: #b45309; font-weight: 600;}
+/* An untrained model's prediction means nothing: greyed, never bold. */
+.untrained-col .output-class {font-weight: normal !important; font-size: var(--text-lg) !important;
+                              color: var(--body-text-color-subdued) !important;}
+.untrained-col .confidence-set {opacity: 0.45; filter: grayscale(1);}
 #status {min-height: 1.5em;}
 """
 
@@ -48,14 +54,16 @@ def build_demo() -> gr.Blocks:
             info="Embedded trained models, architectures with random weights (untrained), or type a local "
                  "folder or a Hub id (owner/name; needs the Hub online).",
         )
-        with gr.Tab("Compare", id="compare"):
-            _compare_tab(models)
-        with gr.Tab("Webcam (live)", id="webcam"):
-            _webcam_tab(models)
-        with gr.Tab("Activations", id="activations") as activations_tab:
-            _activations_tab(activations_tab)
-        with gr.Tab("Dataset", id="dataset"):
-            _dataset_tab(models)
+        # Wrap rather than hide tabs in a "more" menu: at phone width every tab stays one tap away.
+        with gr.Tabs(overflow_behavior="wrap"):
+            with gr.Tab("Compare", id="compare"):
+                _compare_tab(models)
+            with gr.Tab("Webcam", id="webcam"):
+                _webcam_tab(models)
+            with gr.Tab("Activations", id="activations") as activations_tab:
+                _activations_tab(activations_tab)
+            with gr.Tab("Dataset", id="dataset"):
+                _dataset_tab(models)
     return demo
 
 
@@ -77,6 +85,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 target = gr.Dropdown(choices=compare_view.target_choices(default_models()),
                                      value=compare_view.PREDICTED, allow_custom_value=True, label="Explain class",
                                      elem_id="target")
+            opacity = gr.Slider(0.1, 1.0, value=compare_view.DEFAULT_OPACITY, step=0.05, label="Map opacity",
+                                elem_id="opacity", info="How strongly the maps tint the face where they are highest")
             run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
             status = gr.Markdown(label="Status", elem_id="status")
             faces = gr.Image(label="Faces found (numbered, largest first)", type="numpy", format="jpeg",
@@ -101,6 +111,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
                                     format="webp", object_fit="contain", fit_columns=False,
                                     elem_id=f"model-{index}-native")
             columns.append(compare_view.ModelColumn(column, header, label, cam, native))
+    with gr.Accordion("How to read this", open=False, elem_id="reading-guide"):
+        gr.Markdown(READING_GUIDE)
     with gr.Row():
         regions = gr.Plot(label="Face-region attribution", show_label=False, elem_id="regions-plot")
         faithfulness = gr.Dataframe(label="Faithfulness of each CAM: AUCs of the explained class's probability "
@@ -114,11 +126,14 @@ def _compare_tab(models: gr.Dropdown) -> None:
     shown = [status, faces, face, *compare_view.column_outputs(columns), regions, faithfulness]
     models.change(compare_view.update_targets, inputs=[models, target], outputs=[target], api_name="target_choices",
                   show_progress="hidden")
-    run.click(compare_view.analyze, inputs=[image, models, method, target, face, score_now], outputs=[state, *shown],
+    run.click(compare_view.analyze, inputs=[image, models, method, target, face, score_now, opacity],
+              outputs=[state, *shown],
               api_name="analyze", concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
         concurrency_id="analysis", show_progress="minimal")
-    face.input(compare_view.show_face, inputs=[state, face], outputs=shown, api_name="show_face").then(
+    opacity.release(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="redraw",
+                    show_progress="hidden")
+    face.input(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="show_face").then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
         concurrency_id="analysis", show_progress="minimal")
     bundle.click(compare_view.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")

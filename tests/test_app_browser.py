@@ -44,6 +44,17 @@ def app_page(chromium, app_url):  # noqa: F811
     assert not errors, f"JavaScript errors in the page: {errors}"
 
 
+def save_screenshot(page, tmp_path, name: str) -> None:
+    """Into the test's folder, and into ``FER_SCREENSHOT_DIR`` when set (the README's pictures)."""
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    assert (tmp_path / name).stat().st_size > 10_000
+    if os.environ.get("FER_SCREENSHOT_DIR"):  # 256 colours: a tenth of the size, for the repository
+        from PIL import Image
+
+        with Image.open(tmp_path / name) as shot:
+            shot.convert("RGB").quantize(256).save(os.path.join(os.environ["FER_SCREENSHOT_DIR"], name), optimize=True)
+
+
 def test_upload_compare_shows_labels_and_overlays(app_page, tmp_path):
     page = app_page
     page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "grace_hopper.jpg"))
@@ -60,8 +71,13 @@ def test_upload_compare_shows_labels_and_overlays(app_page, tmp_path):
     page.locator("#faces-image img").first.wait_for(state="visible")
     page.locator("#regions-plot img").first.wait_for(state="visible")
     expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=120_000)
-    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
-    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    # Both models are untrained here: their top class is greyed and not bold.
+    for slot in (0, 1):
+        weight = page.locator(f"#model-{slot}-label .output-class").evaluate("e => getComputedStyle(e).fontWeight")
+        assert int(weight) < 600, f"model {slot}: an untrained prediction is drawn bold ({weight})"
+    page.locator("#reading-guide").get_by_text("How to read this").click()
+    expect(page.locator("#reading-guide")).to_contain_text("Deletion")
+    save_screenshot(page, tmp_path, "compare_desktop.png")
 
 
 def test_dataset_tab_cell_click_shows_faces(app_page):
@@ -89,9 +105,22 @@ def test_dataset_tab_cell_click_shows_faces(app_page):
 
 def test_webcam_stream_with_fake_camera(app_page, tmp_path):
     page = app_page
-    page.get_by_role("tab", name="Webcam (live)").click()
+    page.get_by_role("tab", name="Webcam").click()
     page.get_by_text("Click to Access Webcam").locator("visible=true").first.click()
     page.locator("#webcam-input").get_by_role("button", name=re.compile("record|capture", re.I)).first.click()
     page.locator("#live-output img").first.wait_for(state="visible", timeout=120_000)
     expect(page.locator("#live-summary")).to_contain_text("patt_lite", timeout=60_000)
     page.screenshot(path=str(tmp_path / "webcam.png"), full_page=True)
+
+
+def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F811
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#analyze-btn").wait_for(state="visible", timeout=60_000)
+    for name in ("Compare", "Webcam", "Activations", "Dataset"):
+        expect(page.get_by_role("tab", name=name)).to_be_visible()
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wide <= 390 + 2, f"the page scrolls sideways at phone width ({wide} px)"
+    save_screenshot(page, tmp_path, "compare_phone.png")
+    context.close()

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-COLORMAP = cv2.COLORMAP_JET
+# Perceptually uniform (equal steps in the map look like equal steps in colour, and it reads in
+# grey scale), unlike jet, whose bright yellow and cyan bands invent edges that are not in the map.
+COLORMAP = cv2.COLORMAP_INFERNO
+# The least colour a map's lowest values still get: weight = opacity · (FLOOR + (1 − FLOOR)·value),
+# so the face stays visible where the map says little and the colour scale is never hidden.
+FLOOR = 0.35
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
@@ -19,17 +24,25 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(scaled, COLORMAP), cv2.COLOR_BGR2RGB)
 
 
-def overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, colorbar: bool = True,
-            min_side: int = 224) -> np.ndarray:
+def overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6, colorbar: bool = True,
+            min_side: int = 224, beside: bool = False) -> np.ndarray:
     """Blend a [0,1] map onto an RGB uint8 face and add a labelled colour bar on the right.
 
-    Faces as small as 48×48 are enlarged to `min_side` first so the result stays legible.
+    `alpha` is the opacity where the map is 1; lower values tint less (see `FLOOR`), so the face
+    shows through where the map says little. `beside` puts the plain face on the left, for
+    comparison. Faces as small as 48×48 are enlarged to `min_side` first so the result stays legible.
     """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay opacity must be within 0–1, got {alpha}")
     face = _as_rgb(face)
-    heatmap = np.asarray(heatmap, dtype=np.float32)
+    heatmap = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
     if heatmap.shape != face.shape[:2]:
         heatmap = cv2.resize(heatmap, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
-    blended = np.uint8(np.clip((1 - alpha) * face + alpha * colorize(heatmap), 0, 255))
+    weight = (alpha * (FLOOR + (1.0 - FLOOR) * heatmap))[..., None]
+    blended = np.uint8(np.clip((1 - weight) * face + weight * colorize(heatmap), 0, 255))
+    if beside:
+        blended = np.concatenate([face, np.full((face.shape[0], max(2, face.shape[1] // 32), 3), 255, np.uint8),
+                                  blended], axis=1)
     if min(blended.shape[:2]) < min_side:
         factor = min_side / min(blended.shape[:2])
         size = (round(blended.shape[1] * factor), round(blended.shape[0] * factor))
