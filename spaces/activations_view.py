@@ -10,6 +10,7 @@ otherwise draw a false dip into a function that is in fact C².
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from torch.nn import functional as F
 
-from workbench import C2_PRELU_INIT, C2_SIGMOID_INIT, c2_prelu, c2_sigmoid, median_ms
+from workbench import C2_PRELU_INIT, C2_SIGMOID_INIT, c2_prelu, c2_sigmoid, time_ms
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 C2_PRELU_DEFAULTS = dict(zip(("a", "alpha", "beta"), C2_PRELU_INIT, strict=True))
@@ -60,10 +61,14 @@ def curves(x: np.ndarray | None = None, c2_prelu_params: dict[str, float] | None
     return result
 
 
-def cost(elements: int = 1_000_000, repeats: int = 7, threads: int | None = None,
-         backward: bool = False) -> dict[str, float]:
-    """Median milliseconds per million float32 elements for each activation on CPU
-    (forward only, or forward + backward). A measurement: it depends on the machine and load."""
+def cost(elements: int = 1_000_000, repeats: int = 9, threads: int | None = None,
+         backward: bool = False) -> dict[str, tuple[float, float, float]]:
+    """(first quartile, median, third quartile) of milliseconds per million float32 elements for
+    each activation on CPU, forward only or forward + backward.
+
+    The activations take turns, one call each per round, so a change in the machine's load during
+    the measurement touches them all alike instead of whichever happened to run then. A
+    measurement: it depends on the machine and what else runs on it."""
     if elements <= 0 or repeats <= 0:
         raise ValueError("elements and repeats must be positive")
     previous = torch.get_num_threads()
@@ -72,15 +77,26 @@ def cost(elements: int = 1_000_000, repeats: int = 7, threads: int | None = None
     try:
         generator = torch.Generator().manual_seed(0)
         data = torch.randn(elements, generator=generator) * 3
-        result = {}
-        for name, function in activations().items():
-            result[name] = _median_ms(function, data, repeats, backward) * 1_000_000 / elements
-        return result
+        steps = {name: _step(function, data, backward) for name, function in activations().items()}
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for step in steps.values():
+            step()  # warm-up: first-call allocations are not the function's cost
+        for _ in range(repeats):
+            for name, step in steps.items():
+                times[name].append(time_ms(step) * 1_000_000 / elements)
+        return {name: _quartiles(values) for name, values in times.items()}
     finally:
         torch.set_num_threads(previous)
 
 
-def _median_ms(function: Activation, data: torch.Tensor, repeats: int, backward: bool) -> float:
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    low, middle, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, middle, high
+
+
+def _step(function: Activation, data: torch.Tensor, backward: bool) -> Callable[[], None]:
     def run() -> None:
         if backward:
             x = data.detach().requires_grad_(True)
@@ -89,11 +105,16 @@ def _median_ms(function: Activation, data: torch.Tensor, repeats: int, backward:
             with torch.no_grad():
                 function(data)
 
-    return median_ms(run, repeats)
+    return run
+
 
 INTRO = ("### C² activations\nCF-DAN's C² functions are piecewise polynomials: smooth up to the second "
-         "derivative like sigmoid/tanh/ELU, but with no exponential to compute. Move the sliders to reshape "
-         "them; the cost table is measured on this machine's CPU.")
+         "derivative like sigmoid/tanh/ELU, and built without any exponential. Move the sliders to reshape them.\n\n"
+         "**Cost, plainly:** in eager PyTorch on a CPU they are *slower* than ReLU and sigmoid, often tens of times "
+         "(see the table, measured on this machine). Each polynomial piece is a separate tensor operation, with its "
+         "own pass over memory and its own temporary tensor, while ReLU, sigmoid and tanh are single fused kernels. "
+         "Avoiding the exponential pays only where operations are fused (a compiled or hand-written kernel) or "
+         "where an exponential is expensive (small embedded processors).")
 # (key, label, minimum, maximum, default, step); keys are "<function>.<parameter>".
 FUNCTIONS = ("c2_prelu", "c2_sigmoid")
 PARAMETERS = [
@@ -108,6 +129,7 @@ STYLE = {"c2_prelu": ("#d62728", "-"), "c2_sigmoid": ("#9467bd", "-"), "sigmoid"
          "tanh": ("#2ca02c", "--"), "elu": ("#ff7f0e", ":"), "relu": ("#7f7f7f", ":")}
 PANELS = (("value", "f(x)"), ("d1", "f′(x)"), ("d2", "f″(x)"))
 COST_ELEMENTS = 1_000_000
+COST_REPEATS = 15
 
 
 def activation_curves(*values: float) -> Figure:
@@ -141,10 +163,17 @@ def curve_figure(data: dict) -> Figure:
 
 
 def cost_table() -> pd.DataFrame:
-    """Median ms per million float32 elements, forward and forward + backward, on 2 threads."""
-    forward = cost(COST_ELEMENTS, repeats=5, threads=2)
-    both = cost(COST_ELEMENTS, repeats=5, threads=2, backward=True)
-    relu = forward["relu"]
-    return pd.DataFrame([{"activation": name, "forward ms / M elements": round(forward[name], 3),
-                          "forward+backward ms / M": round(both[name], 3),
-                          "forward vs ReLU": f"{forward[name] / relu:.2f}×"} for name in forward])
+    """Median ms per million float32 elements with the interquartile range (the middle half of the
+    runs), forward and forward + backward, on 2 threads."""
+    forward = cost(COST_ELEMENTS, repeats=COST_REPEATS, threads=2)
+    both = cost(COST_ELEMENTS, repeats=COST_REPEATS, threads=2, backward=True)
+    relu = forward["relu"][1]
+    return pd.DataFrame([{"activation": name, "forward ms / M elements": round(forward[name][1], 3),
+                          "forward IQR": _spread(forward[name]),
+                          "forward+backward ms / M": round(both[name][1], 3),
+                          "forward+backward IQR": _spread(both[name]),
+                          "forward vs ReLU": f"{forward[name][1] / relu:.1f}×"} for name in forward])
+
+
+def _spread(quartiles: tuple[float, float, float]) -> str:
+    return f"{quartiles[0]:.2f}–{quartiles[2]:.2f}"

@@ -114,13 +114,15 @@ def pick_cell(run: DatasetRun | None, model: str | None, event: gr.EventData = N
 
 def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None, predicted: str | None,
               method: str | None) -> list[tuple[np.ndarray, str]]:
-    """Up to twelve faces of the cell, each with the model's CAM for its prediction."""
+    """Up to twelve faces of the cell, each with the model's CAM for its prediction; each caption
+    says how many faces the cell holds ("3 of 46 in this cell")."""
     if run is None:
         raise user_error("Evaluate the models first.", title="No evaluation yet")
     if model not in run.predictions or true_class not in run.labels or predicted not in run.labels:
         raise user_error("Choose a model, a true class and a predicted class (or click a cell in the table).")
-    rows = np.flatnonzero((run.truth == run.labels.index(true_class))
-                          & (run.predictions[model] == run.labels.index(predicted)))[:CELL_FACES]
+    in_cell = np.flatnonzero((run.truth == run.labels.index(true_class))
+                             & (run.predictions[model] == run.labels.index(predicted)))
+    rows = in_cell[:CELL_FACES]
     if not len(rows):
         gr.Info(f"No {true_class} face was predicted as {predicted} by {model} in this subset.")
         return []
@@ -128,13 +130,13 @@ def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None,
         workbench = POOL.workbench([run.specs[model]])
         gallery = []
         with POOL.using(workbench.models):
-            for row in rows:
+            for number, row in enumerate(rows, start=1):
                 result = workbench.analyze(run.faces.images[int(row)], methods=[method or DEFAULT_METHOD],
                                            faithfulness=False, regions=False, native=False, assume_face=True)
                 analysis = next(iter(result.faces[0].models.values()))
                 heatmap = next(iter(analysis.cams.values()))
-                caption = (f"test image {row}: {true_class} → {analysis.predicted} "
-                           f"{analysis.probabilities[analysis.predicted]:.0%}")
+                caption = (f"{number} of {len(in_cell)} in this cell · test image {row}: {true_class} → "
+                           f"{analysis.predicted} {analysis.probabilities[analysis.predicted]:.0%}")
                 gallery.append((overlay(analysis.face, heatmap, min_side=160), caption))
     except (WorkbenchError, ValueError) as error:
         raise friendly(error) from error

@@ -17,7 +17,8 @@ from .common import DEFAULT_METHOD
 from .model_choice import POOL, parse_choice
 
 TILE = 176
-CAPTION = 22
+CAPTION = 38  # two lines: the model, then its prediction
+CAPTION_CHARS = 27  # what fits on one line of a tile at the caption's font size
 # Webcam faces are large, and detection cost grows with pixels: frames are analysed at this width.
 LIVE_WIDTH = 320
 
@@ -55,6 +56,19 @@ def _tile(analysis: ModelAnalysis, trained: bool) -> np.ndarray:
     picture = cv2.resize(overlay(analysis.face, heatmap, colorbar=False, min_side=TILE), (TILE, TILE),
                          interpolation=cv2.INTER_AREA)
     caption = np.full((CAPTION, TILE, 3), 255, np.uint8)
-    text = f"{analysis.model_name[:14]}: {analysis.predicted}" + ("" if trained else " (untr.)")
-    cv2.putText(caption, text, (4, CAPTION - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1, cv2.LINE_AA)
+    confidence = analysis.probabilities[analysis.predicted]
+    lines = (short_name(analysis.model_name),
+             f"{analysis.predicted} {confidence:.0%}" + ("" if trained else " (untrained)"))
+    for index, text in enumerate(lines):
+        cv2.putText(caption, text, (4, 14 + 17 * index), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1, cv2.LINE_AA)
     return np.concatenate([picture, caption], axis=0)
+
+
+def short_name(name: str) -> str:
+    """A model's name as it fits under its tile: the part after an organisation ("org/name"), cut
+    in the middle with "~" (OpenCV draws ASCII only) when still too long, so both ends stay readable."""
+    name = name.rstrip("/").rsplit("/", 1)[-1]
+    if len(name) <= CAPTION_CHARS:
+        return name
+    half = (CAPTION_CHARS - 1) // 2
+    return f"{name[:half]}~{name[-(CAPTION_CHARS - 1 - half):]}"

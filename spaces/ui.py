@@ -56,15 +56,24 @@ def build_demo() -> gr.Blocks:
         )
         # Wrap rather than hide tabs in a "more" menu: at phone width every tab stays one tap away.
         with gr.Tabs(overflow_behavior="wrap"):
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare") as compare_tab:
                 _compare_tab(models)
-            with gr.Tab("Webcam", id="webcam"):
+            with gr.Tab("Webcam", id="webcam") as webcam_tab:
                 _webcam_tab(models)
             with gr.Tab("Activations", id="activations") as activations_tab:
                 _activations_tab(activations_tab)
-            with gr.Tab("Dataset", id="dataset"):
+            with gr.Tab("Dataset", id="dataset") as dataset_tab:
                 _dataset_tab(models)
+        # The model picker only where models are used (the Activations tab has none).
+        for tab, uses_models in ((compare_tab, True), (webcam_tab, True), (activations_tab, False),
+                                 (dataset_tab, True)):
+            tab.select(_visibility(uses_models), outputs=[models], api_visibility="private", show_progress="hidden",
+                       concurrency_limit=None)  # never waits behind an analysis
     return demo
+
+
+def _visibility(visible: bool):
+    return lambda: gr.update(visible=visible)
 
 
 def _compare_tab(models: gr.Dropdown) -> None:
@@ -75,8 +84,9 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 sources=["upload", "clipboard", "webcam"], type="filepath", label="Photo", elem_id="input-image",
                 height=320,
             )
-            gr.Examples(examples=[[str(path)] for path in compare_view.example_photos()], inputs=[image],
-                        label="Examples (public domain)")
+            examples = gr.Examples(examples=[[str(path)] for path in compare_view.example_photos()], inputs=[image],
+                                   label="Examples (public domain): a click runs the comparison",
+                                   elem_id="examples")
         with gr.Column(scale=2, min_width=300):
             with gr.Row():
                 method = gr.Dropdown(choices=common.cam_methods(), value=common.DEFAULT_METHOD,
@@ -126,10 +136,15 @@ def _compare_tab(models: gr.Dropdown) -> None:
     shown = [status, faces, face, *compare_view.column_outputs(columns), regions, faithfulness]
     models.change(compare_view.update_targets, inputs=[models, target], outputs=[target], api_name="target_choices",
                   show_progress="hidden")
-    run.click(compare_view.analyze, inputs=[image, models, method, target, face, score_now, opacity],
-              outputs=[state, *shown],
+    analysis_inputs = [image, models, method, target, face, score_now, opacity]
+    run.click(compare_view.analyze, inputs=analysis_inputs, outputs=[state, *shown],
               api_name="analyze", concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
+        concurrency_id="analysis", show_progress="minimal")
+    examples.load_input_event.then(
+        compare_view.analyze, inputs=analysis_inputs, outputs=[state, *shown], api_visibility="private",
+        concurrency_id="analysis", preprocess=False).then(
+        compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_visibility="private",
         concurrency_id="analysis", show_progress="minimal")
     opacity.release(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="redraw",
                     show_progress="hidden")
@@ -149,8 +164,8 @@ def _webcam_tab(models: gr.Dropdown) -> None:
             method = gr.Dropdown(choices=common.fast_methods(), value=common.DEFAULT_METHOD,
                                  label="CAM method (fast set)", elem_id="live-method")
         with gr.Column(min_width=300):
-            overlay = gr.Image(type="numpy", format="jpeg", label="Live explanation", interactive=False,
-                               elem_id="live-output")
+            overlay = gr.Image(type="numpy", format="jpeg", label="Live explanation", show_label=False,
+                               interactive=False, elem_id="live-output")
             summary = gr.Markdown(label="Live summary", elem_id="live-summary")
     frame.stream(live_view.live_frame, inputs=[frame, models, method], outputs=[overlay, summary],
                  api_name="live_frame", stream_every=0.2, time_limit=120, concurrency_limit=2,
@@ -168,8 +183,8 @@ def _activations_tab(tab: gr.Tab) -> None:
                         if key.startswith(function + ".")]
     curves = gr.Plot(label="Activation curves", show_label=False, elem_id="activation-curves")
     with gr.Row():
-        cost = gr.Dataframe(label="Measured CPU cost (median of 5 runs, 2 threads)", interactive=False,
-                            elem_id="activation-cost")
+        cost = gr.Dataframe(label=f"Measured CPU cost: median of {activations_view.COST_REPEATS} runs and the range of "
+                                  "their middle half (IQR), 2 threads", interactive=False, elem_id="activation-cost")
         measure = gr.Button("Measure again", size="sm", scale=0, elem_id="activation-measure")
     gr.on([tab.select, *(slider.release for slider in sliders)], activations_view.activation_curves,
           inputs=sliders, outputs=[curves], api_name="activation_curves")

@@ -200,6 +200,7 @@ def test_dataset_endpoints(client):
     faces = client.predict("patt_lite", FER2013_LABELS[row], FER2013_LABELS[column], "gradcam",
                            api_name="/dataset_cell")
     assert 1 <= len(faces) <= min(12, counts[row, column])
+    assert faces[0]["caption"].startswith(f"1 of {counts[row, column]} in this cell")
     assert client.predict("patt_lite", api_name="/dataset_table")["data"] == table["data"]
     assert client.predict("patt_lite", api_name="/dataset_pick_cell") is not None  # no click: pickers stay
 
@@ -242,6 +243,14 @@ def test_cached_images_are_written_once_and_whole(tmp_path):
     assert first.stat().st_mtime_ns == stamp  # identical bytes are not rewritten under a reader
     assert [p.name for p in first.parent.iterdir()] == ["image.webp"]  # no partial file left
     assert Image.open(first).size == (16, 16)
+
+
+def test_webcam_captions_keep_the_model_name_readable():
+    from spaces.live_view import CAPTION_CHARS, short_name
+
+    assert short_name("fer-workbench/patt-lite-fer2013") == "patt-lite-fer2013"
+    long = short_name("org/a-very-long-model-name-that-goes-on-and-on-v2")
+    assert len(long) == CAPTION_CHARS and long.startswith("a-very") and long.endswith("on-v2")
 
 
 def test_live_frame_handler_draws_each_model_and_never_raises():

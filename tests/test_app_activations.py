@@ -17,5 +17,6 @@ def test_activation_curves_show_c2_smoothness_and_relu_kinks() -> None:
                     for name in ("c2_prelu", "c2_sigmoid", "relu")}
     assert largest_jump["c2_prelu"] < 0.05 and largest_jump["c2_sigmoid"] < 0.05  # C²: no jumps up to f″
     assert largest_jump["relu"] >= 1.0  # f′ jumps from 0 to 1
-    costs = activations_view.cost(elements=20_000, repeats=1, threads=1)
-    assert set(costs) == set(curves) - {"x"} and all(value > 0 for value in costs.values())
+    costs = activations_view.cost(elements=20_000, repeats=3, threads=1)
+    assert set(costs) == set(curves) - {"x"}
+    assert all(0 < low <= middle <= high for low, middle, high in costs.values())

@@ -113,6 +113,13 @@ def test_webcam_stream_with_fake_camera(app_page, tmp_path):
     page.screenshot(path=str(tmp_path / "webcam.png"), full_page=True)
 
 
+def test_clicking_an_example_runs_the_comparison(app_page):
+    page = app_page
+    page.locator("#examples button").first.click()
+    expect(page.locator("#status")).to_contain_text("face", timeout=120_000)
+    expect(page.locator("#model-0-label .output-class")).to_have_text(LABELS, timeout=120_000)
+
+
 def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F811
     context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page = context.new_page()
@@ -120,6 +127,10 @@ def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F8
     page.locator("#analyze-btn").wait_for(state="visible", timeout=60_000)
     for name in ("Compare", "Webcam", "Activations", "Dataset"):
         expect(page.get_by_role("tab", name=name)).to_be_visible()
+    page.get_by_role("tab", name="Activations").click()
+    expect(page.locator("#models")).to_be_hidden(timeout=60_000)  # no models on that tab
+    page.get_by_role("tab", name="Compare").click()
+    expect(page.locator("#models")).to_be_visible(timeout=60_000)
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= 390 + 2, f"the page scrolls sideways at phone width ({wide} px)"
     save_screenshot(page, tmp_path, "compare_phone.png")

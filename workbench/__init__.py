@@ -32,7 +32,7 @@ from .labels import canonical, label_union
 from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
-from .timing import median_ms
+from .timing import median_ms, time_ms
 from .visualise import bar_chart, colorbar_strip, draw_faces, overlay
 
 __all__ = [
@@ -84,5 +84,6 @@ __all__ = [
     "resolve_target",
     "score_faces",
     "test_faces",
+    "time_ms",
     "trained_models",
 ]

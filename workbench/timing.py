@@ -11,9 +11,11 @@ def median_ms(step: Callable[[], object], repeats: int) -> float:
     """Median wall time of `step` in milliseconds over `repeats` runs, after one warm-up run
     (first-call allocations and lazy initialisation are not the step's cost)."""
     step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return statistics.median(time_ms(step) for _ in range(repeats))
+
+
+def time_ms(step: Callable[[], object]) -> float:
+    """Wall time of one call of `step`, in milliseconds."""
+    start = time.perf_counter()
+    step()
+    return (time.perf_counter() - start) * 1000.0
