@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from workbench import (
     canonical,
     draw_faces,
     label_union,
+    map_panels,
     overlay,
 )
 
@@ -38,6 +40,7 @@ from .model_choice import MAX_MODELS, POOL, parse_choice
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
 MAX_FACES = 4
+MAX_METHODS = 3
 DISPLAY_SIDE = 320
 DEFAULT_OPACITY = 0.6
 METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
@@ -125,9 +128,11 @@ def image_source(payload: Any) -> str | None:
     return None if payload is None else str(payload)
 
 
-def analyze(image: Any, models: list[str] | str | None, method: str, target: str | None,
-            face: int | None = None, faithfulness: bool = False, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:
-    """Detect every face, run each chosen model with `method` for the predicted (or chosen) class.
+def analyze(image: Any, models: list[str] | str | None, method: list[str] | str | None, target: str | None,
+            face: int | None = None, faithfulness: bool = False, opacity: float = DEFAULT_OPACITY,
+            progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio's way)
+    """Detect every face, run each chosen model with each chosen CAM method (up to three, side by
+    side) for the predicted (or chosen) class.
 
     `image` is a path, or the raw upload payload (a dict with its path) when called by Gradio.
     `face`: the face to show, kept from the previous run when this photo has it. `faithfulness`:
@@ -140,10 +145,11 @@ def analyze(image: Any, models: list[str] | str | None, method: str, target: str
                          title="No photo")
     try:
         specs = parse_choice(models)
+        methods = chosen_methods(method)
         workbench = POOL.workbench(specs)
         with POOL.using(workbench.models):
-            result = workbench.analyze(image, methods=[method or DEFAULT_METHOD], target=_target(target),
-                                       faithfulness=False, max_faces=MAX_FACES)
+            result = workbench.analyze(image, methods=methods, target=_target(target), faithfulness=False,
+                                       max_faces=MAX_FACES, progress=lambda share, step: progress(share, desc=step))
     except (WorkbenchError, ValueError) as error:
         raise friendly(error) from error
     session = Analysis.keep(result, workbench.models)
@@ -151,6 +157,38 @@ def analyze(image: Any, models: list[str] | str | None, method: str, target: str
     if faithfulness:
         score_faithfulness(session, shown)
     return session, *render(session, shown, opacity)
+
+
+def chosen_methods(method: list[str] | str | None) -> list[str]:
+    """The picker's value as CAM method names: one or a list, at most `MAX_METHODS`."""
+    methods = [method] if isinstance(method, str) else [m for m in (method or []) if m]
+    if len(methods) > MAX_METHODS:
+        raise WorkbenchError(f"choose at most {MAX_METHODS} CAM methods to compare, not {len(methods)}")
+    return list(dict.fromkeys(methods)) or [DEFAULT_METHOD]
+
+
+def time_note(method: list[str] | str | None, session: Analysis | None) -> str:
+    """Before a run: what the chosen methods cost, from this session's last run where it used them
+    (median per face and model), else a plain warning for the slow ones."""
+    try:
+        methods = chosen_methods(method)
+    except WorkbenchError as error:
+        return f"⚠ {error}"
+    measured: dict[str, list[float]] = {}
+    for face in session.result.faces if session is not None else []:
+        for analysis in face.models.values():
+            for name in methods:
+                if f"cam_{name}" in analysis.timings_ms:
+                    measured.setdefault(name, []).append(analysis.timings_ms[f"cam_{name}"] / 1000)
+    notes = []
+    for name in methods:
+        if name in measured and statistics.median(measured[name]) >= 1:
+            notes.append(f"{METHODS[name].title}: ≈ {statistics.median(measured[name]):.0f} s per face and model "
+                         "(measured on your last photo)")
+        elif name not in measured and METHODS[name].slow:
+            notes.append(f"{METHODS[name].title} is slow: it runs the model once per feature channel, often tens of "
+                         "seconds per face and model on a small CPU; a progress bar follows it")
+    return "⏱ " + "; ".join(notes) if notes else ""
 
 
 def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFrame | None:
@@ -202,23 +240,26 @@ def render(session: Analysis, face_index: int, opacity: float = DEFAULT_OPACITY)
     columns: list[Any] = []
     for slot in range(MAX_MODELS):
         if slot < len(analyses):
-            columns += _column(analyses[slot], session.method, session.trained.get(analyses[slot].model_name, True),
-                               _opacity(opacity))
+            columns += _column(analyses[slot], session.result.methods,
+                               session.trained.get(analyses[slot].model_name, True), _opacity(opacity))
         else:
             columns += [gr.update(visible=False), "", None, None, []]
     return (status, boxes_image, picker, *columns, region_chart(analyses, session.method),
             faithfulness_table(analyses))
 
 
-def _column(analysis: ModelAnalysis, method: str, trained: bool, opacity: float) -> list[Any]:
+def _column(analysis: ModelAnalysis, methods: tuple[str, ...], trained: bool, opacity: float) -> list[Any]:
     lines = [f"### {analysis.model_name}"]
     if not trained:
         lines.append("<span class='untrained'>⚠ untrained (random weights): ignore its prediction</span>")
     if analysis.target != analysis.predicted:
         lines.append(f"maps explain **{analysis.target}** (predicted: {analysis.predicted})")
     lines += [f"<small>{note}</small>" for note in analysis.notes]
-    cam = (overlay(analysis.face, analysis.cams[method], opacity, min_side=DISPLAY_SIDE, beside=True)
-           if method in analysis.cams else None)
+    maps = {METHODS[method].title: analysis.cams[method] for method in methods if method in analysis.cams}
+    if len(maps) == 1:
+        cam = overlay(analysis.face, next(iter(maps.values())), opacity, min_side=DISPLAY_SIDE, beside=True)
+    else:
+        cam = map_panels(analysis.face, maps, opacity, min_side=DISPLAY_SIDE) if maps else None
     column = gr.update(visible=True, elem_classes=["model-col"] if trained else ["model-col", "untrained-col"])
     return [column, "\n\n".join(lines), analysis.probabilities, cam, _native_gallery(analysis, opacity)]
 

@@ -89,12 +89,13 @@ def _compare_tab(models: gr.Dropdown) -> None:
                                    elem_id="examples")
         with gr.Column(scale=2, min_width=300):
             with gr.Row():
-                method = gr.Dropdown(choices=common.cam_methods(), value=common.DEFAULT_METHOD,
-                                     label="CAM method", elem_id="method",
-                                     info="ScoreCAM/AblationCAM are slow on CPU (seconds)")
+                method = gr.Dropdown(choices=common.cam_methods(), value=[common.DEFAULT_METHOD], multiselect=True,
+                                     max_choices=compare_view.MAX_METHODS, label="CAM methods (up to three)",
+                                     elem_id="method", info="Several: side by side on the same face")
                 target = gr.Dropdown(choices=compare_view.target_choices(default_models()),
                                      value=compare_view.PREDICTED, allow_custom_value=True, label="Explain class",
                                      elem_id="target")
+            method_note = gr.Markdown(label="Expected time", elem_id="method-note")
             opacity = gr.Slider(0.1, 1.0, value=compare_view.DEFAULT_OPACITY, step=0.05, label="Map opacity",
                                 elem_id="opacity", info="How strongly the maps tint the face where they are highest")
             run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
@@ -146,6 +147,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
         concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_visibility="private",
         concurrency_id="analysis", show_progress="minimal")
+    method.change(compare_view.time_note, inputs=[method, state], outputs=[method_note], api_name="time_note",
+                  show_progress="hidden", concurrency_limit=None)
     opacity.release(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="redraw",
                     show_progress="hidden")
     face.input(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="show_face").then(

@@ -28,7 +28,7 @@ from hub_models import FER2013_LABELS  # noqa: E402
 MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
-             "/dataset_cell_after_pick", "/dataset_cell", "/target_choices"}
+             "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -62,6 +62,20 @@ def test_a_rerun_keeps_the_chosen_face_and_can_score_faithfulness_at_once(client
     again = client.predict(handle_file(str(EXAMPLES / "grace_hopper.jpg")), MODELS[:1], "gradcam",
                            "predicted class", 1, False, api_name="/analyze")
     assert again[2]["value"] == 0  # that photo has one face
+
+
+def test_several_cam_methods_side_by_side_with_their_cost_announced(client):
+    single = analyze(client, EXAMPLES / "grace_hopper.jpg", models=MODELS[:1], method=["gradcam"])
+    several = client.predict(handle_file(str(EXAMPLES / "grace_hopper.jpg")), MODELS[:1], ["gradcam", "eigencam"],
+                             "predicted class", None, True, api_name="/analyze")
+    width = Image.open(several[5]).size[0]
+    assert width > 1.4 * Image.open(single[5]).size[0]  # face | Grad-CAM | Eigen-CAM | colour bar
+    assert sorted(row[0] for row in several[-1]["data"]) == [f"{MODELS[0]} · Eigen-CAM", f"{MODELS[0]} · Grad-CAM"]
+    assert "Score-CAM is slow" in client.predict(["gradcam", "scorecam"], api_name="/time_note")
+    assert client.predict(["gradcam"], api_name="/time_note") == ""
+    with pytest.raises(AppError, match="at most 3"):
+        analyze(client, EXAMPLES / "grace_hopper.jpg", models=MODELS[:1],
+                method=["gradcam", "eigencam", "layercam", "xgradcam"])
 
 
 def test_one_spelling_per_class_across_label_sets(client):

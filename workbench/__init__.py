@@ -33,7 +33,7 @@ from .models import LABEL_SETS, LoadedModel, architectures, default_models, load
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
-from .visualise import bar_chart, colorbar_strip, draw_faces, overlay
+from .visualise import bar_chart, colorbar_strip, draw_faces, map_panels, overlay
 
 __all__ = [
     "C2_PRELU_INIT",
@@ -77,6 +77,7 @@ __all__ = [
     "label_union",
     "load_image",
     "load_model",
+    "map_panels",
     "median_ms",
     "overlay",
     "prepare_face",

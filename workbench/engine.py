@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import cv2
@@ -58,7 +58,8 @@ class Workbench:
 
     def analyze(self, image: ImageInput | LoadedImage, methods: Sequence[str] = ("gradcam",), target: Target = None,
                 faithfulness: bool | Sequence[str] = True, regions: bool = True, native: bool = True,
-                max_faces: int | None = None, assume_face: bool = False) -> AnalysisResult:
+                max_faces: int | None = None, assume_face: bool = False,
+                progress: Callable[[float, str], object] | None = None) -> AnalysisResult:
         """Explain every model's prediction on every face of `image`.
 
         Args:
@@ -70,6 +71,8 @@ class Workbench:
             regions / native: compute the region shares and the native attention read-outs.
             max_faces: analyse only the N largest faces (None = every face; N ≥ 1).
             assume_face: skip detection and use the whole image as an already-cropped face.
+            progress: called with (share done, what runs next) before each face × model, for a
+                progress bar (slow CAM methods take seconds per model on a CPU).
 
         Raises `ArgumentError` for invalid arguments (before any work) and `ImageError` for
         unreadable input; a photo without a face is a result with `faces == []` and
@@ -92,9 +95,13 @@ class Workbench:
             message = "no face found"
         detections = detections[:max_faces] if max_faces is not None else detections
         faces = []
-        for detection in detections:
+        steps = len(detections) * len(self.models)
+        for face_index, detection in enumerate(detections):
             face = FaceAnalysis(detection.box, detection.landmarks, detection.score, whole)
-            for loaded_model in self.models:
+            for model_index, loaded_model in enumerate(self.models):
+                if progress is not None:
+                    progress((face_index * len(self.models) + model_index) / steps,
+                             f"face {face_index + 1} of {len(detections)}: {loaded_model.name}")
                 face.models[loaded_model.name] = self._analyze_model(
                     loaded_model, loaded.rgb, detection, whole, methods, target, faithfulness, regions, native)
             faces.append(face)

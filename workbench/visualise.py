@@ -43,11 +43,36 @@ def overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6, colorbar:
     if beside:
         blended = np.concatenate([face, np.full((face.shape[0], max(2, face.shape[1] // 32), 3), 255, np.uint8),
                                   blended], axis=1)
-    if min(blended.shape[:2]) < min_side:
-        factor = min_side / min(blended.shape[:2])
-        size = (round(blended.shape[1] * factor), round(blended.shape[0] * factor))
-        blended = cv2.resize(blended, size, interpolation=cv2.INTER_CUBIC)
+    blended = _enlarged(blended, min_side)
     return np.concatenate([blended, colorbar_strip(blended.shape[0])], axis=1) if colorbar else blended
+
+
+def map_panels(face: np.ndarray, maps: dict[str, np.ndarray], alpha: float = 0.6, min_side: int = 224,
+               caption_height: int = 24) -> np.ndarray:
+    """The plain face, then one overlay per named map, side by side, each titled above, with one
+    colour bar: several methods (or a method and a native map) compared on the same face."""
+    face = _as_rgb(face)
+    panels = [("face", _enlarged(face, min_side)),  # every panel is the face's size, enlarged alike
+              *((title, overlay(face, values, alpha, colorbar=False, min_side=min_side))
+                for title, values in maps.items())]
+    height = panels[0][1].shape[0]
+    gap = np.full((height + caption_height, max(4, height // 40), 3), 255, np.uint8)
+    row: list[np.ndarray] = []
+    for title, panel in panels:
+        caption = np.full((caption_height, panel.shape[1], 3), 255, np.uint8)
+        cv2.putText(caption, title[:max(4, panel.shape[1] // 9)], (4, caption_height - 7), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, (20, 20, 20), 1, cv2.LINE_AA)
+        row += [np.concatenate([caption, panel], axis=0), gap]
+    bar = np.concatenate([np.full((caption_height, 44, 3), 255, np.uint8), colorbar_strip(height)], axis=0)
+    return np.concatenate([*row, bar], axis=1)
+
+
+def _enlarged(image: np.ndarray, min_side: int) -> np.ndarray:
+    if min(image.shape[:2]) >= min_side:
+        return image
+    factor = min_side / min(image.shape[:2])
+    return cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
+                      interpolation=cv2.INTER_CUBIC)
 
 
 def colorbar_strip(height: int, width: int = 44) -> np.ndarray:
