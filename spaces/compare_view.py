@@ -30,6 +30,7 @@ from workbench import (
     canonical,
     draw_faces,
     label_union,
+    load_image,
     map_panels,
     overlay,
 )
@@ -41,6 +42,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
 MAX_FACES = 4
 MAX_METHODS = 3
+BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 DISPLAY_SIDE = 320
 DEFAULT_OPACITY = 0.6
 METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
@@ -126,6 +128,23 @@ def image_source(payload: Any) -> str | None:
     if isinstance(payload, dict):
         return payload.get("path")
     return None if payload is None else str(payload)
+
+
+def preview(upload: Any) -> tuple[Any, str]:
+    """What the photo box shows after an upload. A file the browser cannot draw (TIFF, PPM …) is
+    replaced by the engine's decoding of it, the pixels the analysis will use; an unreadable file is
+    cleared at once, and the status line says why."""
+    path = image_source(upload)
+    if path is None:
+        return gr.skip(), ""
+    try:
+        loaded = load_image(path)
+    except WorkbenchError as error:
+        return None, f"⚠ **Cannot use this file:** {error}"
+    suffix = Path(path).suffix.lower()
+    if suffix in BROWSER_FORMATS:
+        return gr.skip(), ""
+    return loaded.rgb, f"Shown as the analysis sees it: browsers cannot display {suffix or 'this kind of'} files."
 
 
 def analyze(image: Any, models: list[str] | str | None, method: list[str] | str | None, target: str | None,
@@ -229,7 +248,8 @@ def bundle(session: Analysis | None) -> dict[str, Any]:
 def render(session: Analysis, face_index: int, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:
     """Every Compare output for one face: status, boxes, face picker, model columns, charts."""
     result = session.result
-    boxes_image = draw_faces(session.image(), [f.box for f in result.faces], [f.landmarks for f in result.faces])
+    boxes_image = draw_faces(session.image(), [f.box for f in result.faces], [f.landmarks for f in result.faces],
+                             chosen=face_index if len(result.faces) > 1 else None)
     choices = [(_face_label(i, face), i) for i, face in enumerate(result.faces)]
     picker = gr.update(choices=choices, value=face_index if choices else None, interactive=len(choices) > 1)
     status = _status(result, session.trained)

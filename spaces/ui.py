@@ -80,9 +80,10 @@ def _compare_tab(models: gr.Dropdown) -> None:
     state = gr.State(time_to_live=state_ttl())
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
+            # PNG: a converted preview (see compare_view.preview) stays lossless.
             image = gr.Image(
                 sources=["upload", "clipboard", "webcam"], type="filepath", label="Photo", elem_id="input-image",
-                height=320,
+                height=320, format="png",
             )
             examples = gr.Examples(examples=[[str(path)] for path in compare_view.example_photos()], inputs=[image],
                                    label="Examples (public domain): a click runs the comparison",
@@ -100,10 +101,11 @@ def _compare_tab(models: gr.Dropdown) -> None:
                                 elem_id="opacity", info="How strongly the maps tint the face where they are highest")
             run = gr.Button("Compare models", variant="primary", elem_id="analyze-btn")
             status = gr.Markdown(label="Status", elem_id="status")
-            faces = gr.Image(label="Faces found (numbered, largest first)", type="numpy", format="jpeg",
-                             interactive=False, height=220, elem_id="faces-image")
-            face = gr.Dropdown(choices=[], value=None, label="Face to show", elem_id="face-choice",
-                               interactive=True)
+            # No label drawn over the picture: it would hide the number of a face at the top left.
+            faces = gr.Image(label="Faces found (numbered, largest first)", show_label=False, type="numpy",
+                             format="jpeg", interactive=False, height=220, elem_id="faces-image")
+            face = gr.Dropdown(choices=[], value=None, label="Face to show (numbered on the photo, largest first; "
+                               "the one shown is outlined in orange)", elem_id="face-choice", interactive=True)
             # For API clients: score faithfulness in the /analyze call itself (the page scores it in
             # the follow-up event, after the maps are on screen).
             score_now = gr.Checkbox(value=False, visible=False, label="Score faithfulness in this call")
@@ -147,6 +149,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
         concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_visibility="private",
         concurrency_id="analysis", show_progress="minimal")
+    image.upload(compare_view.preview, inputs=[image], outputs=[image, status], api_name="preview",
+                 preprocess=False, show_progress="hidden")
     method.change(compare_view.time_note, inputs=[method, state], outputs=[method_note], api_name="time_note",
                   show_progress="hidden", concurrency_limit=None)
     opacity.release(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="redraw",

@@ -28,7 +28,8 @@ from hub_models import FER2013_LABELS  # noqa: E402
 MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
-             "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw"}
+             "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
+             "/preview"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -76,6 +77,18 @@ def test_several_cam_methods_side_by_side_with_their_cost_announced(client):
     with pytest.raises(AppError, match="at most 3"):
         analyze(client, EXAMPLES / "grace_hopper.jpg", models=MODELS[:1],
                 method=["gradcam", "eigencam", "layercam", "xgradcam"])
+
+
+def test_upload_previews_show_what_the_analysis_sees(client, tmp_path):
+    tiff = tmp_path / "portrait.tiff"
+    Image.open(EXAMPLES / "grace_hopper.jpg").save(tiff)
+    shown, note = client.predict(handle_file(str(tiff)), api_name="/preview")
+    assert Path(shown).suffix == ".png" and Image.open(shown).size == Image.open(tiff).size
+    assert "browsers cannot display .tiff" in note
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    shown, note = client.predict(handle_file(str(broken)), api_name="/preview")
+    assert shown is None and note.startswith("⚠ **Cannot use this file:**")
 
 
 def test_one_spelling_per_class_across_label_sets(client):

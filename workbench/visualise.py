@@ -113,15 +113,17 @@ def bar_chart(values: Sequence[float], title: str = "", names: Sequence[str] | N
 
 
 def draw_faces(image: np.ndarray, boxes: Sequence[Sequence[float]],
-               landmarks: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """The image with numbered face boxes (and landmarks), for choosing a face."""
+               landmarks: Sequence[np.ndarray] | None = None, chosen: int | None = None) -> np.ndarray:
+    """The image with numbered face boxes (and landmarks), for choosing a face; the `chosen` one
+    is drawn thicker in another colour."""
     canvas = _as_rgb(image).copy()
     thickness = max(2, round(max(canvas.shape[:2]) / 400))
     for index, box in enumerate(boxes):
         x0, y0, x1, y1 = (round(v) for v in box)
-        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 220, 90), thickness)
+        colour, width = ((255, 150, 0), 2 * thickness) if index == chosen else ((0, 220, 90), thickness)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, width)
         cv2.putText(canvas, str(index), (x0 + 2, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * thickness, (0, 220, 90), thickness, cv2.LINE_AA)
+                    0.5 * thickness, colour, width, cv2.LINE_AA)
         if landmarks is not None:
             for x, y in np.asarray(landmarks[index]):
                 cv2.circle(canvas, (round(x), round(y)), thickness + 1, (255, 60, 60), -1)
