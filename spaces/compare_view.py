@@ -42,6 +42,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
 MAX_FACES = 4
 MAX_METHODS = 3
+# What `render` returns: status, faces picture, face picker, five per model column, regions, faithfulness.
+SHOWN_OUTPUTS = 3 + 5 * MAX_MODELS + 2
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 DISPLAY_SIDE = 320
 DEFAULT_OPACITY = 0.6
@@ -176,6 +178,17 @@ def analyze(image: Any, models: list[str] | str | None, method: list[str] | str 
     if faithfulness:
         score_faithfulness(session, shown)
     return session, *render(session, shown, opacity)
+
+
+def analyze_on_page(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+    """`analyze` for the page: a mistake (no photo, an unknown model, an unreadable file) is written in
+    the status line and the previous results stay, instead of a pop-up that vanishes and red
+    "Error" badges on every output. API clients call `analyze` itself and get the error."""
+    try:
+        return analyze(*args, progress=progress)
+    except gr.Error as error:
+        status = f"⚠ **{error.title or 'Cannot analyse this'}:** {error.message}"
+        return gr.skip(), status, *(gr.skip() for _ in range(SHOWN_OUTPUTS - 1))
 
 
 def chosen_methods(method: list[str] | str | None) -> list[str]:

@@ -137,15 +137,23 @@ def _compare_tab(models: gr.Dropdown) -> None:
         bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
 
     shown = [status, faces, face, *compare_view.column_outputs(columns), regions, faithfulness]
+    if len(shown) != compare_view.SHOWN_OUTPUTS:
+        raise RuntimeError(f"the Compare tab has {len(shown)} outputs; compare_view.SHOWN_OUTPUTS says "
+                           f"{compare_view.SHOWN_OUTPUTS}")
     models.change(compare_view.update_targets, inputs=[models, target], outputs=[target], api_name="target_choices",
                   show_progress="hidden")
     analysis_inputs = [image, models, method, target, face, score_now, opacity]
-    run.click(compare_view.analyze, inputs=analysis_inputs, outputs=[state, *shown],
-              api_name="analyze", concurrency_id="analysis", preprocess=False).then(
+    # The page's button writes mistakes in the status line; API clients get them as errors from
+    # /analyze, which hangs on a button nobody sees.
+    api_only = gr.Button(visible=False)
+    api_only.click(compare_view.analyze, inputs=analysis_inputs, outputs=[state, *shown], api_name="analyze",
+                   concurrency_id="analysis", preprocess=False)
+    run.click(compare_view.analyze_on_page, inputs=analysis_inputs, outputs=[state, *shown],
+              api_visibility="private", concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness",
         concurrency_id="analysis", show_progress="minimal")
     examples.load_input_event.then(
-        compare_view.analyze, inputs=analysis_inputs, outputs=[state, *shown], api_visibility="private",
+        compare_view.analyze_on_page, inputs=analysis_inputs, outputs=[state, *shown], api_visibility="private",
         concurrency_id="analysis", preprocess=False).then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_visibility="private",
         concurrency_id="analysis", show_progress="minimal")

@@ -113,6 +113,13 @@ def test_webcam_stream_with_fake_camera(app_page, tmp_path):
     page.screenshot(path=str(tmp_path / "webcam.png"), full_page=True)
 
 
+def test_a_mistake_is_written_in_the_status_line(app_page):
+    page = app_page
+    page.locator("#analyze-btn").click()
+    expect(page.locator("#status")).to_contain_text("Give a photo first", timeout=60_000)
+    expect(page.locator(".toast-body")).to_have_count(0)  # no pop-up
+
+
 def test_clicking_an_example_runs_the_comparison(app_page):
     page = app_page
     page.locator("#examples button").first.click()
