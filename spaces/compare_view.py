@@ -33,6 +33,7 @@ from workbench import (
     load_image,
     map_panels,
     overlay,
+    probe_regions,
 )
 
 from .common import DEFAULT_METHOD, friendly, user_error
@@ -234,6 +235,25 @@ def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFra
             if not analysis.faithfulness and analysis.cams:
                 add_faithfulness(session.models[analysis.model_name], analysis)
     return faithfulness_table(analyses)
+
+
+def region_probe(session: Analysis | None, face: int | None) -> pd.DataFrame:
+    """Blur each face region of the shown face in turn: how each model's explained class moves
+    (percentage points; negative = the region supported it), and how much of the largest drop each
+    map's region shares capture (1 = all its mass on the region whose removal hurts most)."""
+    if session is None or not session.result.faces:
+        raise user_error("Run a comparison first; the probe works on its face.", title="Nothing analysed yet")
+    analyses = list(session.result.faces[int(face or 0)].models.values())
+    rows = []
+    with POOL.using(list(session.models.values())):
+        for analysis in analyses:
+            probe = probe_regions(session.models[analysis.model_name], analysis)
+            row = {"model": analysis.model_name, "class": probe.target, "intact": f"{probe.intact:.0%}"}
+            row.update({region: round(-100 * drop, 1) for region, drop in probe.drops.items()})
+            row.update({f"{METHODS[name].title if name in METHODS else name} captures": round(value, 2)
+                        for name, value in probe.agreement.items() if name in METHODS})
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def show_face(session: Analysis | None, face: int | None, opacity: float = DEFAULT_OPACITY) -> tuple[Any, ...]:

@@ -132,6 +132,13 @@ def _compare_tab(models: gr.Dropdown) -> None:
                                     "(↓ lower / ↑ higher is better)", interactive=False,
                                     elem_id="faithfulness-table", wrap=True)
     with gr.Row(equal_height=True):
+        probe = gr.Button("Probe the regions: blur each one and watch the class", elem_id="probe-btn", size="sm",
+                          scale=0)
+        probe_table = gr.Dataframe(
+            label="Region probe: change of the explained class's probability when a region is blurred (points; "
+                  "negative = the model relied on it), and the share of the largest drop each CAM's mass captures "
+                  "(1 = all on the region that hurts most)", interactive=False, elem_id="probe-table", wrap=True)
+    with gr.Row(equal_height=True):
         bundle = gr.Button("Prepare the analysis bundle (.zip: overlays, raw maps, manifest)", elem_id="bundle-btn",
                            size="sm")
         bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
@@ -166,6 +173,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
     face.input(compare_view.show_face, inputs=[state, face, opacity], outputs=shown, api_name="show_face").then(
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
         concurrency_id="analysis", show_progress="minimal")
+    probe.click(compare_view.region_probe, inputs=[state, face], outputs=[probe_table], api_name="probe_regions",
+                concurrency_id="analysis")
     bundle.click(compare_view.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")
 
 

@@ -29,7 +29,7 @@ MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
              "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
-             "/preview"}
+             "/preview", "/probe_regions"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -125,6 +125,10 @@ def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
     assert [row[0] for row in scores["data"]] == MODELS
     assert scores["headers"][1:] == ["deletion ↓", "insertion ↑", "ROAD MoRF ↓", "ROAD LeRF ↑"]
     assert all(0.0 <= value <= 1.0 for row in scores["data"] for value in row[1:])
+
+    probe = client.predict(0, api_name="/probe_regions")
+    assert [row[0] for row in probe["data"]] == MODELS
+    assert {"eyes", "mouth", "Grad-CAM captures"} <= set(probe["headers"])
 
     other = client.predict(1, api_name="/show_face")
     assert other[2]["value"] == 1

@@ -80,7 +80,7 @@ def test_upload_compare_shows_labels_and_overlays(app_page, tmp_path):
     save_screenshot(page, tmp_path, "compare_desktop.png")
 
 
-def test_dataset_tab_cell_click_shows_faces(app_page):
+def test_dataset_tab_cell_click_shows_faces(app_page, tmp_path):
     page = app_page
     from training.data import DataError, default_data_dir, find_fer2013_csv
 
@@ -101,6 +101,7 @@ def test_dataset_tab_cell_click_shows_faces(app_page):
     nonzero.click()
     expect(page.locator("#cell-true input")).not_to_have_value("", timeout=30_000)
     page.locator("#cell-gallery img").first.wait_for(state="visible", timeout=120_000)
+    save_screenshot(page, tmp_path, "dataset_desktop.png")
 
 
 def test_webcam_stream_with_fake_camera(app_page, tmp_path):
@@ -110,7 +111,15 @@ def test_webcam_stream_with_fake_camera(app_page, tmp_path):
     page.locator("#webcam-input").get_by_role("button", name=re.compile("record|capture", re.I)).first.click()
     page.locator("#live-output img").first.wait_for(state="visible", timeout=120_000)
     expect(page.locator("#live-summary")).to_contain_text("patt_lite", timeout=60_000)
-    page.screenshot(path=str(tmp_path / "webcam.png"), full_page=True)
+    save_screenshot(page, tmp_path, "webcam_desktop.png")
+
+
+def test_activations_tab_draws_curves_and_costs(app_page, tmp_path):
+    page = app_page
+    page.get_by_role("tab", name="Activations").click()
+    page.locator("#activation-curves img").first.wait_for(state="visible", timeout=120_000)
+    expect(page.locator("#activation-cost")).to_contain_text("relu", timeout=120_000)
+    save_screenshot(page, tmp_path, "activations_desktop.png")
 
 
 def test_a_mistake_is_written_in_the_status_line(app_page):
@@ -132,13 +141,15 @@ def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F8
     page = context.new_page()
     page.goto(app_url, wait_until="domcontentloaded")
     page.locator("#analyze-btn").wait_for(state="visible", timeout=60_000)
+    page.locator("#examples button").first.click()
+    expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=180_000)
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wide <= 390 + 2, f"the page scrolls sideways at phone width ({wide} px): something is clipped or too wide"
     for name in ("Compare", "Webcam", "Activations", "Dataset"):
         expect(page.get_by_role("tab", name=name)).to_be_visible()
     page.get_by_role("tab", name="Activations").click()
     expect(page.locator("#models")).to_be_hidden(timeout=60_000)  # no models on that tab
     page.get_by_role("tab", name="Compare").click()
     expect(page.locator("#models")).to_be_visible(timeout=60_000)
-    wide = page.evaluate("() => document.documentElement.scrollWidth")
-    assert wide <= 390 + 2, f"the page scrolls sideways at phone width ({wide} px)"
     save_screenshot(page, tmp_path, "compare_phone.png")
     context.close()

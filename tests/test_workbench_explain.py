@@ -292,3 +292,33 @@ def test_one_spelling_per_expression_across_label_sets() -> None:
     assert union == [*FER2013_LABELS, "contempt"] and canonical("Sadness") == "sad"
     notes: list[str] = []
     assert resolve_target("sadness", FER2013_LABELS, notes) == FER2013_LABELS.index("sad") and not notes
+
+
+def test_region_probe_ranks_the_region_the_model_needs_first() -> None:
+    """The colour model's "red" class counts red pixels: paint only the mouth red, and blurring the
+    mouth must hurt most; a map on the mouth agrees with that ranking, a map on the forehead not."""
+    from workbench.faces import template_points
+    from workbench.probes import probe_regions
+    from workbench.regions import region_masks, region_shares
+
+    size = 32
+    masks = region_masks(template_points("fer2013", size), (size, size))
+    face = np.full((size, size, 3), 128, np.uint8)
+    face[masks["mouth"]] = (255, 0, 0)
+    loaded = load_model(colour_model())
+    analysis = next(iter(Workbench([loaded]).analyze(face, methods=[], target="red", assume_face=True,
+                                                     faithfulness=False).faces[0].models.values()))
+    rows, columns = np.mgrid[0:size, 0:size]
+
+    def blob_on(region: str) -> np.ndarray:  # a smooth map centred on one region, as CAMs are
+        y, x = np.argwhere(masks[region]).mean(axis=0)
+        return np.exp(-((rows - y) ** 2 + (columns - x) ** 2) / 32.0).astype(np.float32)
+
+    analysis.regions = {"exact": region_shares(masks["mouth"].astype(np.float32), masks),
+                        "on the mouth": region_shares(blob_on("mouth"), masks),
+                        "on the forehead": region_shares(blob_on("forehead"), masks)}
+    probe = probe_regions(loaded, analysis)
+    assert probe.target == "red" and max(probe.drops, key=probe.drops.get) == "mouth"
+    assert probe.drops["mouth"] > 0.05
+    assert probe.agreement["exact"] == pytest.approx(1.0)
+    assert probe.agreement["on the mouth"] > 0.3 > abs(probe.agreement["on the forehead"])

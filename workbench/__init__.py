@@ -30,6 +30,7 @@ from .faces import Detection, align_face, get_detector
 from .images import LoadedImage, load_image
 from .labels import canonical, label_union
 from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
+from .probes import RegionProbe, probe_regions
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
@@ -57,6 +58,7 @@ __all__ = [
     "ModelAnalysis",
     "ModelLoadError",
     "ModelScores",
+    "RegionProbe",
     "TestFaces",
     "Workbench",
     "WorkbenchError",
@@ -81,6 +83,7 @@ __all__ = [
     "median_ms",
     "overlay",
     "prepare_face",
+    "probe_regions",
     "region_masks",
     "resolve_target",
     "score_faces",
