@@ -4,6 +4,7 @@ overwritten."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -67,6 +68,16 @@ def test_folder_run_writes_bundles_and_one_csv(images: Path, model_folder: Path,
     assert main(["explain", str(images), "--models", str(model_folder), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "predictions.csv").read_bytes() == before
+
+
+def test_region_probe_goes_into_the_csv_and_the_manifest(model_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["explain", str(PHOTO), "--models", str(model_folder), "--out", str(out), "--probe",
+                 "--no-faithfulness"]) == 0
+    row = read_rows(out / "predictions.csv")[0]
+    assert {"probe_drop_mouth", "probe_drop_eyes", "gradcam_captured_drop"} <= set(row)
+    manifest = json.loads(next(out.glob("*/manifest.json")).read_text())
+    assert "\"region_probe\": {\"drop\": {\"eyes\"" in json.dumps(manifest)
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -26,6 +26,7 @@ from .cams import FAST_METHODS, METHODS
 from .engine import Workbench, check_max_faces
 from .errors import WorkbenchError
 from .images import short_path
+from .probes import probe_regions
 
 # Raster formats a folder run picks up (case-insensitive), kept to those this Pillow can read:
 # the decoder accepts any of them, so a folder of .tga or .jp2 files must not be skipped silently.
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--max-faces", type=int, default=None, help="only the N largest faces per image")
     explain.add_argument("--assume-face", action="store_true", help="inputs are already face crops: skip detection")
     explain.add_argument("--no-faithfulness", action="store_true", help="skip deletion/insertion/ROAD scores")
+    explain.add_argument("--probe", action="store_true",
+                         help="also blur each face region and record how the class falls and how much of that "
+                              "each map's region shares capture (workbench.probes)")
     explain.add_argument("--overwrite", action="store_true", help="replace existing bundles and CSV")
     return parser
 
@@ -156,6 +160,10 @@ def explain(args: argparse.Namespace) -> int:
             result = workbench.analyze(path, methods=args.methods, target=target,
                                        faithfulness=not args.no_faithfulness,
                                        max_faces=args.max_faces, assume_face=args.assume_face)
+            if args.probe:
+                for face in result.faces:
+                    for loaded in workbench.models:
+                        probe_regions(loaded, face.models[loaded.name])
             bundle = result.save(args.out / bundles[path], overwrite=args.overwrite)
         except WorkbenchError as error:
             failures += 1

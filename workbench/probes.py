@@ -44,10 +44,15 @@ class RegionProbe:
         """How much blurring each region lowers the probability (negative: it raises it)."""
         return {region: self.intact - value for region, value in self.occluded.items()}
 
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """What `ModelAnalysis.region_probe` keeps (bundles, CSV rows)."""
+        return {"drop": self.drops, "captured": dict(self.agreement)}
+
 
 def probe_regions(loaded: LoadedModel, analysis: ModelAnalysis) -> RegionProbe:
     """Blur each face region of the analysed face in turn (one batch) and compare the probability
-    drops with each map's region shares (its CAMs, and its spatial native maps)."""
+    drops with each map's region shares (its CAMs, and its spatial native maps). The result is also
+    kept in `analysis.region_probe`, so a saved bundle carries it."""
     face = analysis.face
     masks = region_masks(analysis.landmarks, face.shape[:2])
     present = [region for region in REGIONS if masks[region].any()]
@@ -65,7 +70,9 @@ def probe_regions(loaded: LoadedModel, analysis: ModelAnalysis) -> RegionProbe:
     drops = [values[0] - value for value in values[1:]]
     agreement = {name: captured_drop([shares.get(region, 0.0) for region in present], drops)
                  for name, shares in analysis.regions.items()}
-    return RegionProbe(analysis.target, values[0], occluded, agreement)
+    probe = RegionProbe(analysis.target, values[0], occluded, agreement)
+    analysis.region_probe = probe.as_dict()
+    return probe
 
 
 def captured_drop(shares: list[float], drops: list[float]) -> float:

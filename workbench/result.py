@@ -46,7 +46,9 @@ class ModelAnalysis:
     (higher), all target-class probabilities. `regions[key]` (key = a CAM method or a native map
     name) gives the share of the map's mass on brows/eyes/nose/mouth/cheeks (and `other`).
     `agreement[native_name]` is the Pearson correlation of that native map with
-    `agreement_method`'s CAM. `notes` explains anything skipped.
+    `agreement_method`'s CAM. `region_probe` (when asked for: `workbench.probes`) has "drop", the
+    target probability's fall when each region is blurred, and "captured", the share of the largest
+    drop each map's mass captures. `notes` explains anything skipped.
     """
 
     model_name: str
@@ -61,6 +63,7 @@ class ModelAnalysis:
     regions: dict[str, dict[str, float]] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
     agreement_method: str | None = None
+    region_probe: dict[str, dict[str, float]] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +74,7 @@ class ModelAnalysis:
             "probabilities": _round(self.probabilities),
             "faithfulness": _round(self.faithfulness), "regions": _round(self.regions),
             "agreement": _round(self.agreement), "agreement_method": self.agreement_method,
+            "region_probe": _round(self.region_probe),
             "landmarks": np.round(self.landmarks, 2).tolist(),
             "native_kinds": {name: "vector" if value.ndim == 1 else "map" for name, value in self.native.items()},
             "timings_ms": _round(self.timings_ms), "notes": list(self.notes),
@@ -131,6 +135,10 @@ class AnalysisResult:
                 row.update({f"p_{label}": round(p, 5) for label, p in analysis.probabilities.items()})
                 for method, scores in analysis.faithfulness.items():
                     row.update({f"{method}_{metric}": round(value, 5) for metric, value in scores.items()})
+                row.update({f"probe_drop_{region}": round(value, 5)
+                            for region, value in analysis.region_probe.get("drop", {}).items()})
+                row.update({f"{key}_captured_drop": round(value, 5)
+                            for key, value in analysis.region_probe.get("captured", {}).items()})
                 rows.append(row)
         return rows
 
