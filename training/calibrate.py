@@ -44,12 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def split_logits(model: Any, data: FerData, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw (T = 1) logits in the model's class order, and the labels in that order too."""
+def split_logits(model: Any, data: FerData, split: str, batch_size: int) -> np.ndarray:
+    """Raw (T = 1) logits in the model's class order."""
+    temperature, model.config.calibration_temperature = model.config.calibration_temperature, 1.0
+    try:
+        return predict_logits(model, FaceDataset(data.split(split)), batch_size)
+    finally:
+        model.config.calibration_temperature = temperature
+
+
+def split_targets(model: Any, data: FerData, split: str) -> np.ndarray:
+    """The split's labels in the model's class order."""
     to_data = label_index_map(model_labels(model), data.labels)
-    part = data.split(split)
-    logits = predict_logits(model, FaceDataset(part), batch_size)
-    return logits, np.argsort(to_data)[part.hard_labels()]
+    return np.argsort(to_data)[data.split(split).hard_labels()]
 
 
 def card_section(reports: dict[str, dict[str, Any]], dataset: str) -> str:
@@ -86,14 +93,15 @@ def set_temperature(config_path: Path, temperature: float) -> None:
 
 
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
-                    bins: int = ECE_BINS) -> dict[str, dict[str, Any]]:
+                    bins: int = ECE_BINS, logits: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """Fit the temperature on validation, set it on `model`, and write ``calibration.json`` and
-    ``reliability_test.png`` to `out`; returns the validation and test reports."""
-    model.config.calibration_temperature = 1.0  # fit on the raw logits
-    logits = {split: split_logits(model, data, split, batch_size) for split in ("validation", "test")}
-    temperature = fit_temperature(*logits["validation"])
-    reports = {split: calibration_report(values, targets, temperature, bins)
-               for split, (values, targets) in logits.items()}
+    ``reliability_test.png`` to `out`; returns the validation and test reports. `logits`: the raw
+    (T = 1) validation and test logits when the caller already has them."""
+    splits = ("validation", "test")
+    logits = logits or {split: split_logits(model, data, split, batch_size) for split in splits}
+    targets = {split: split_targets(model, data, split) for split in splits}
+    temperature = fit_temperature(logits["validation"], targets["validation"])
+    reports = {split: calibration_report(logits[split], targets[split], temperature, bins) for split in splits}
     plot_reliability([("test", reports["test"])], out / "reliability_test.png", title)
     summary = {"dataset": data.name, "fitted_on": "validation", "temperature": temperature, **reports}
     write_text_atomically(out / "calibration.json", json.dumps(summary, indent=2) + "\n")

@@ -41,13 +41,15 @@ def predict_logits(model: torch.nn.Module, dataset: FaceDataset, batch_size: int
 
 
 def evaluate_split(model: Any, data: FerData, split: str, out_dir: Path | None = None, batch_size: int = 64,
-                   title: str | None = None) -> dict[str, Any]:
+                   title: str | None = None, logits: np.ndarray | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class recall and the confusion matrix of `model` on one split;
-    with `out_dir`, also the metrics files for it."""
+    with `out_dir`, also the metrics files for it. `logits`: the model's outputs on the split when
+    the caller already has them (the end of training also fits a temperature on them)."""
     labels = model_labels(model)
     to_data_index = label_index_map(labels, data.labels)
     part = data.split(split)
-    logits = predict_logits(model, FaceDataset(part), batch_size)
+    if logits is None:
+        logits = predict_logits(model, FaceDataset(part), batch_size)
     predicted = to_data_index[logits.argmax(axis=1)]
     report = classification_report(part.hard_labels(), predicted, data.labels)
     report["dataset"] = data.description.get("dataset", data.name)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
-from training.calibrate import calibrate_model, card_section, update_card
+from training.calibrate import calibrate_model, card_section, split_logits, update_card
 from training.cli import run_cli
 from training.data import DATASETS, DataError, FerData, load_data
 from training.evaluation import evaluate_split
@@ -269,10 +269,12 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     # finished one (training/model_source.py refuses it), and --resume writes them again.
     (output_dir / RUN_SUMMARY).unlink(missing_ok=True)
     staging = fresh_folder(output_dir / STAGING)
-    reports = {split: evaluate_split(model, data, split, staging, batch_size=targs.per_device_eval_batch_size)
-               for split in ("validation", "test")}
+    # One pass over each split serves both the metrics (argmax) and the temperature fit (raw logits).
+    logits = {split: split_logits(model, data, split, targs.per_device_eval_batch_size)
+              for split in ("validation", "test")}
+    reports = {split: evaluate_split(model, data, split, staging, logits=logits[split]) for split in logits}
     calibration = calibrate_model(model, data, staging, targs.per_device_eval_batch_size,
-                                  f"{output_dir.name} on {data.name} test")
+                                  f"{output_dir.name} on {data.name} test", logits=logits)
     model.save_pretrained(staging)
     (staging / "training_args.json").write_text(targs.to_json_string())
     best = trainer.state.best_metric
