@@ -49,7 +49,8 @@ def default_models() -> list[str]:
 
 def offered_models() -> list[tuple[str, str]]:
     """(label, spec) pairs for the model picker: trained zoo first, then every architecture untrained."""
-    trained = [(f"{spec} · trained", spec) for spec in trained_models()]
+    trained = [(f"{spec} · trained" + (f" · {note}" if note else ""), spec)
+               for spec, note in trained_models().items()]
     untrained = [(f"{name} · {UNTRAINED_NOTE}", name) for name in architectures()]
     return trained + untrained
 

@@ -91,3 +91,13 @@ def test_links_left_dangling_by_a_moved_package_are_renewed(checkpoint, tmp_path
     loaded = AutoModel.from_pretrained(model_id, cache_dir=str(tmp_path / "cache"))
     x = torch.randn(2, 3, 64, 64)
     assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def test_an_ablation_is_recorded_with_what_it_changes(checkpoint, tmp_path: Path) -> None:
+    folder, _ = checkpoint
+    zoo.add(folder, "with-attention", zoo_dir=tmp_path)
+    zoo.add(folder, "without-attention", ablation_of="with-attention", differs="no attention", zoo_dir=tmp_path)
+    assert zoo.ablation_note("fer-workbench/without-attention", tmp_path) == "ablation of with-attention: no attention"
+    assert zoo.ablation_note("fer-workbench/with-attention", tmp_path) == ""
+    with pytest.raises(ValueError, match="how it differs"):
+        zoo.add(folder, "half-said", ablation_of="with-attention", zoo_dir=tmp_path)

@@ -32,9 +32,10 @@ def load_model(spec: Any, *, name: str | None = None, revision: str | None = Non
         raise ModelLoadError(str(error)) from error
 
 
-def trained_models() -> list[str]:
-    """Ids of the trained checkpoints embedded in this installation (the zoo)."""
-    return zoo.model_ids()
+def trained_models() -> dict[str, str]:
+    """Ids of the trained checkpoints embedded in this installation (the zoo), each with a note:
+    "ablation of <id>: <how it differs>" for the entries trained as another's ablation, else ""."""
+    return {model_id: zoo.ablation_note(model_id) for model_id in zoo.model_ids()}
 
 
 def architectures() -> list[str]:

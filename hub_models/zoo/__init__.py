@@ -49,6 +49,13 @@ def default_ids(zoo_dir: Path = ZOO_DIR, limit: int = 3) -> list[str]:
     return [f"{ORG}/{name}" for name in chosen[:limit]]
 
 
+def ablation_note(model_id: str, zoo_dir: Path = ZOO_DIR) -> str:
+    """"ablation of <entry>: <how it differs>" for an entry added as one, else ""."""
+    entry = _read_manifest(zoo_dir).get(model_id.partition("/")[2], {})
+    ablation = entry.get("ablation")
+    return f"ablation of {ablation['of']}: {ablation['differs']}" if ablation else ""
+
+
 def folder(model_id: str, zoo_dir: Path = ZOO_DIR) -> Path:
     """The package folder that holds an embedded checkpoint."""
     org, _, name = model_id.partition("/")
@@ -79,13 +86,18 @@ def _cast_to_fp16(weights: Path) -> None:
     save_file(halved, str(weights), metadata={"format": "pt", "stored_dtype": "float16"})
 
 
-def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = False, zoo_dir: Path = ZOO_DIR) -> str:
+def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = False,
+        ablation_of: str | None = None, differs: str | None = None, zoo_dir: Path = ZOO_DIR) -> str:
     """Copy a trained Hub folder into the zoo as ``fer-workbench/<name>`` and pin its revision.
 
     Refuses to replace an existing entry: git history keeps every committed checkpoint, so a
     checkpoint goes in once, when final. ``fp16`` stores weights in half precision (they load
     back as float32) to keep the zoo small. ``default`` marks it as one the app and the CLI open on.
+    ``ablation_of`` names the zoo entry this one is an ablation of (same recipe and budget) and
+    ``differs`` says how, e.g. "no attention": the app's picker shows the pair as such.
     """
+    if (ablation_of is None) != (differs is None):
+        raise ValueError("an ablation names both the entry it is an ablation of and how it differs")
     checkpoint = Path(checkpoint)
     missing = [f for f in REQUIRED_FILES if not (checkpoint / f).is_file()]
     if missing:
@@ -101,8 +113,9 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = Fals
     if fp16:
         _cast_to_fp16(target / "model.safetensors")
     manifest = _read_manifest(zoo_dir)
-    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16, **({"default": True} if default
-                                                                                        else {})}
+    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16,
+                      **({"default": True} if default else {}),
+                      **({"ablation": {"of": ablation_of, "differs": differs}} if ablation_of else {})}
     (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return f"{ORG}/{name}"
 
