@@ -325,16 +325,21 @@ def _opacity(value: Any) -> float:
 
 
 def _native_gallery(analysis: ModelAnalysis, opacity: float) -> list[tuple[np.ndarray, str]]:
-    items = []
+    """The spatial native maps as one picture, side by side at the CAM's size with one colour bar
+    (titles carry `r`, so nothing is cut), then each channel-gate vector as a bar chart."""
+    spatial: dict[str, np.ndarray] = {}
     for name, values in analysis.native.items():
-        if values.ndim == 1:
-            items.append((bar_chart(values, name, size=(360, 240)), f"{name} (channel gates)"))
-            continue
-        caption = name
-        agreement = analysis.agreement.get(name)
-        if agreement is not None and np.isfinite(agreement) and analysis.agreement_method:
-            caption += f" · r={agreement:+.2f} vs {METHODS[analysis.agreement_method].title}"
-        items.append((overlay(analysis.face, values, opacity, min_side=DISPLAY_SIDE), caption))
+        if values.ndim == 2:
+            agreement = analysis.agreement.get(name)
+            shown = agreement is not None and np.isfinite(agreement) and analysis.agreement_method
+            spatial[f"{name} r={agreement:+.2f}" if shown else name] = values
+    items = []
+    if spatial:
+        reference = METHODS[analysis.agreement_method].title if analysis.agreement_method else "the CAM"
+        items.append((map_panels(analysis.face, spatial, opacity, min_side=DISPLAY_SIDE, with_face=False),
+                      f"native attention maps; r = correlation with {reference}"))
+    items += [(bar_chart(values, name, size=(480, 240)), f"{name} (channel gates)")
+              for name, values in analysis.native.items() if values.ndim == 1]
     return items
 
 

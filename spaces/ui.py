@@ -120,7 +120,7 @@ def _compare_tab(models: gr.Dropdown) -> None:
                 # WebP: a quarter of PNG's encoding time; the bundle keeps lossless PNGs and raw maps.
                 cam = gr.Image(type="numpy", format="webp", interactive=False, show_label=True, height=300,
                                label=f"Model {index + 1}: class-activation map", elem_id=f"model-{index}-cam")
-                native = gr.Gallery(label=f"Model {index + 1}: native attention", columns=2, height="auto",
+                native = gr.Gallery(label=f"Model {index + 1}: native attention", columns=1, height="auto",
                                     format="webp", object_fit="contain", fit_columns=False,
                                     elem_id=f"model-{index}-native")
             columns.append(compare_view.ModelColumn(column, header, label, cam, native))

@@ -48,23 +48,28 @@ def overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6, colorbar:
 
 
 def map_panels(face: np.ndarray, maps: dict[str, np.ndarray], alpha: float = 0.6, min_side: int = 224,
-               caption_height: int = 24) -> np.ndarray:
-    """The plain face, then one overlay per named map, side by side, each titled above, with one
-    colour bar: several methods (or a method and a native map) compared on the same face."""
+               caption_height: int = 24, with_face: bool = True, per_row: int = 3) -> np.ndarray:
+    """The plain face (unless `with_face` is False), then one overlay per named map, each titled
+    above, at most `per_row` to a row, with one colour bar: several methods, or a model's native
+    maps, compared on the same face at one size."""
     face = _as_rgb(face)
-    panels = [("face", _enlarged(face, min_side)),  # every panel is the face's size, enlarged alike
+    panels = [*([("face", _enlarged(face, min_side))] if with_face else []),  # all panels: the face's size
               *((title, overlay(face, values, alpha, colorbar=False, min_side=min_side))
                 for title, values in maps.items())]
-    height = panels[0][1].shape[0]
-    gap = np.full((height + caption_height, max(4, height // 40), 3), 255, np.uint8)
-    row: list[np.ndarray] = []
-    for title, panel in panels:
-        caption = np.full((caption_height, panel.shape[1], 3), 255, np.uint8)
-        cv2.putText(caption, title[:max(4, panel.shape[1] // 9)], (4, caption_height - 7), cv2.FONT_HERSHEY_SIMPLEX,
+    height, width = panels[0][1].shape[:2]
+    gap = max(4, height // 40)
+    cell_width = width + gap
+    columns = min(per_row, len(panels))
+    rows = -(-len(panels) // columns)
+    canvas = np.full((rows * (height + caption_height + gap) - gap, columns * cell_width, 3), 255, np.uint8)
+    for index, (title, panel) in enumerate(panels):
+        top, left = (index // columns) * (height + caption_height + gap), (index % columns) * cell_width
+        cv2.putText(canvas, title[:max(4, width // 9)], (left + 4, top + caption_height - 7), cv2.FONT_HERSHEY_SIMPLEX,
                     0.5, (20, 20, 20), 1, cv2.LINE_AA)
-        row += [np.concatenate([caption, panel], axis=0), gap]
-    bar = np.concatenate([np.full((caption_height, 44, 3), 255, np.uint8), colorbar_strip(height)], axis=0)
-    return np.concatenate([*row, bar], axis=1)
+        canvas[top + caption_height:top + caption_height + height, left:left + width] = panel
+    bar = np.full((canvas.shape[0], 44, 3), 255, np.uint8)
+    bar[caption_height:caption_height + height] = colorbar_strip(height)
+    return np.concatenate([canvas, bar], axis=1)
 
 
 def _enlarged(image: np.ndarray, min_side: int) -> np.ndarray:
