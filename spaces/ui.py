@@ -10,7 +10,7 @@ import gradio as gr
 
 from workbench import data_status
 
-from . import activations_view, common, compare_view, dataset_view, live_view
+from . import activations_view, common, compare_view, dataset_view, live_view, video_view
 from .model_choice import MAX_MODELS, default_models, offered_models
 
 TITLE = "FER Workbench"
@@ -60,12 +60,14 @@ def build_demo() -> gr.Blocks:
                 _compare_tab(models)
             with gr.Tab("Webcam", id="webcam") as webcam_tab:
                 _webcam_tab(models)
+            with gr.Tab("Video", id="video") as video_tab:
+                _video_tab(models)
             with gr.Tab("Activations", id="activations") as activations_tab:
                 _activations_tab(activations_tab)
             with gr.Tab("Dataset", id="dataset") as dataset_tab:
                 _dataset_tab(models)
         # The model picker only where models are used (the Activations tab has none).
-        for tab, uses_models in ((compare_tab, True), (webcam_tab, True), (activations_tab, False),
+        for tab, uses_models in ((compare_tab, True), (webcam_tab, True), (video_tab, True), (activations_tab, False),
                                  (dataset_tab, True)):
             tab.select(_visibility(uses_models), outputs=[models], api_visibility="private", show_progress="hidden",
                        concurrency_limit=None)  # never waits behind an analysis
@@ -74,6 +76,29 @@ def build_demo() -> gr.Blocks:
 
 def _visibility(visible: bool):
     return lambda: gr.update(visible=visible)
+
+
+def _video_tab(models: gr.Dropdown) -> None:
+    gr.Markdown(video_view.INTRO)
+    with gr.Row():
+        with gr.Column(min_width=300):
+            clip = gr.Video(label="Video", sources=["upload"], elem_id="video-input", height=300)
+            with gr.Row():
+                every = gr.Slider(0.1, 3.0, value=0.5, step=0.1, label="Seconds between explained frames",
+                                  elem_id="video-every")
+                smoothing = gr.Slider(0.0, 0.9, value=0.5, step=0.1, label="Smoothing over time",
+                                      elem_id="video-smoothing")
+            method = gr.Dropdown(choices=common.fast_methods(), value=common.DEFAULT_METHOD,
+                                 label="CAM method (fast set)", elem_id="video-method")
+            run = gr.Button("Explain the video", variant="primary", elem_id="video-btn")
+            status = gr.Markdown(label="Status", elem_id="video-status")
+        with gr.Column(min_width=300):
+            explained = gr.Video(label="Explained video", interactive=False, elem_id="video-output")
+            timeline = gr.Image(label="Timeline: the longest-seen face's class probabilities", type="filepath",
+                                interactive=False, elem_id="video-timeline")
+            table = gr.File(label="Per-frame CSV", interactive=False, elem_id="video-csv")
+    run.click(video_view.explain, inputs=[clip, models, every, method, smoothing],
+              outputs=[explained, timeline, table, status], api_name="explain_video", concurrency_id="analysis")
 
 
 def _compare_tab(models: gr.Dropdown) -> None:

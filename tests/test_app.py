@@ -29,7 +29,7 @@ MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
              "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
-             "/preview", "/probe_regions"}
+             "/preview", "/probe_regions", "/explain_video"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -274,6 +274,22 @@ def test_cached_images_are_written_once_and_whole(tmp_path):
     assert first.stat().st_mtime_ns == stamp  # identical bytes are not rewritten under a reader
     assert [p.name for p in first.parent.iterdir()] == ["image.webp"]  # no partial file left
     assert Image.open(first).size == (16, 16)
+
+
+def test_video_endpoint_explains_a_clip(client, tmp_path):
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    photo = np.asarray(Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB").resize((240, 300)))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (240, 300))
+    for _ in range(10):
+        writer.write(np.ascontiguousarray(photo[..., ::-1]))
+    writer.release()
+    video, timeline, table, status = client.predict(handle_file(str(clip)), ["patt_lite"], 0.5, "gradcam", 0.5,
+                                                    api_name="/explain_video")
+    assert "2 frames explained" in status and "1 face track" in status
+    video = video["video"] if isinstance(video, dict) else video
+    assert Path(video).suffix == ".webm" and Path(timeline).is_file() and Path(table).is_file()
 
 
 def test_webcam_captions_keep_the_model_name_readable():

@@ -145,7 +145,7 @@ def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F8
     expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=180_000)
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= 390 + 2, f"the page scrolls sideways at phone width ({wide} px): something is clipped or too wide"
-    for name in ("Compare", "Webcam", "Activations", "Dataset"):
+    for name in ("Compare", "Webcam", "Video", "Activations", "Dataset"):
         expect(page.get_by_role("tab", name=name)).to_be_visible()
     page.get_by_role("tab", name="Activations").click()
     expect(page.locator("#models")).to_be_hidden(timeout=60_000)  # no models on that tab

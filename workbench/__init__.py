@@ -34,6 +34,7 @@ from .probes import RegionProbe, probe_regions
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
+from .video import VideoResult, explain_video
 from .visualise import bar_chart, colorbar_strip, draw_faces, map_panels, overlay
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "ModelScores",
     "RegionProbe",
     "TestFaces",
+    "VideoResult",
     "Workbench",
     "WorkbenchError",
     "add_faithfulness",
@@ -75,6 +77,7 @@ __all__ = [
     "default_models",
     "draw_faces",
     "draw_reliability",
+    "explain_video",
     "get_detector",
     "label_union",
     "load_image",

@@ -1,6 +1,7 @@
 """`python -m workbench explain IMAGE_OR_FOLDER --models … --methods … --out DIR`
+`python -m workbench video FILE --models … --out DIR` (see `workbench.video`)
 
-Writes one bundle per image (`DIR/<image>_<ext>/`, `-2`, `-3`… added when two names would clash
+`explain` writes one bundle per image (`DIR/<image>_<ext>/`, `-2`, `-3`… added when two names would clash
 even case-insensitively; see `workbench.result`) and one CSV of
 predictions, probabilities and faithfulness scores for the whole run (`DIR/predictions.csv`).
 Unreadable images become a row with an `error` and the run goes on; nothing already saved is
@@ -22,6 +23,7 @@ from PIL import Image
 from hub_models import zoo
 
 from . import cams
+from . import video as video_module
 from .cams import FAST_METHODS, METHODS
 from .engine import Workbench, check_max_faces
 from .errors import WorkbenchError
@@ -59,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also blur each face region and record how the class falls and how much of that "
                               "each map's region shares capture (workbench.probes)")
     explain.add_argument("--overwrite", action="store_true", help="replace existing bundles and CSV")
+    video = commands.add_parser("video", help="explain the faces of a video: tracked, with a timeline")
+    video.add_argument("input", type=Path, help="a video file (anything OpenCV's FFmpeg reads: mp4, webm, avi …)")
+    video.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
+    video.add_argument("--out", type=Path, required=True,
+                       help=f"output folder for {video_module.VIDEO_NAME}, {video_module.CSV_NAME} and "
+                            f"{video_module.TIMELINE_NAME}")
+    video.add_argument("--every", type=float, default=0.5, help="seconds between explained frames (default 0.5)")
+    video.add_argument("--method", default="gradcam", help=f"one fast CAM method: {', '.join(FAST_METHODS)}")
+    video.add_argument("--smooth", type=float, default=0.0,
+                       help="weight of the past in each face's moving average of probabilities, 0–1 (default 0)")
+    video.add_argument("--max-faces", type=int, default=4, help="the N largest faces per frame (default 4)")
+    video.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
+    video.add_argument("--overwrite", action="store_true", help="replace an earlier explained video in --out")
     return parser
 
 
@@ -132,6 +147,29 @@ def parse_target(value: str | None) -> int | str | None:
     return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
 
 
+def video(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    check_out_dir(args.out)
+    if (args.out / video_module.VIDEO_NAME).exists() and not args.overwrite:
+        raise WorkbenchError(f"{short_path(args.out / video_module.VIDEO_NAME)} already exists; choose another "
+                             "--out or pass --overwrite")
+    models = args.models or zoo.default_ids()
+    if not models:
+        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    workbench = Workbench(models, detector=args.detector)
+    with tqdm(total=100, desc="explaining video", unit="%", file=sys.stderr) as bar:
+        def report(share: float, _step: str) -> None:
+            bar.update(round(100 * share) - bar.n)
+
+        result = video_module.explain_video(workbench, args.input, args.out, every_s=args.every, method=args.method,
+                                            smoothing=args.smooth, max_faces=args.max_faces, progress=report)
+    print(f"{result.frames_read} frames read, {result.frames_explained} frames explained "
+          f"({len(result.face_ids)} face track(s)); {result.video.name}, {result.csv.name}"
+          + (f", {result.timeline.name}" if result.timeline else "") + f" in {args.out}")
+    return 0
+
+
 def explain(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -191,7 +229,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return explain(args)
+        return {"explain": explain, "video": video}[args.command](args)
     except (WorkbenchError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
