@@ -20,6 +20,8 @@ from workbench import (
     DataError,
     TestFaces,
     WorkbenchError,
+    atlas_figure,
+    attention_atlas,
     confusion_matrix,
     draw_reliability,
     overlay,
@@ -37,6 +39,7 @@ DATASETS = [("FER2013 PrivateTest", "fer2013"), ("FERPlus PrivateTest (majority 
 DEFAULT_SUBSET = 256
 MAX_SUBSET = 3584
 CELL_FACES = 12
+ATLAS_POOL = 3584  # the whole PrivateTest: each class's first faces are taken from it
 
 
 @dataclass
@@ -141,6 +144,20 @@ def show_cell(run: DatasetRun | None, model: str | None, true_class: str | None,
     except (WorkbenchError, ValueError) as error:
         raise friendly(error) from error
     return gallery
+
+
+def atlas(models: list[str] | str | None, dataset: str, per_class: float, method: str | None,
+          progress: gr.Progress = gr.Progress()) -> tuple[Figure | None, pd.DataFrame | None]:  # noqa: B008
+    """Each chosen model's mean CAM per class (of the true class, on its faces), on the mean face."""
+    try:
+        loaded = [POOL.model(spec) for spec in parse_choice(models)]
+        faces = test_faces(dataset or "fer2013", ATLAS_POOL)
+        with POOL.using(loaded):
+            result = attention_atlas(loaded, faces, method=method or DEFAULT_METHOD, per_class=int(per_class),
+                                     progress=lambda share, step: progress(share, desc=step))
+    except (DataError, WorkbenchError, ValueError) as error:
+        raise friendly(error) from error
+    return atlas_figure(result), pd.DataFrame(result.rows())
 
 
 def confusion_figure(run: DatasetRun) -> Figure | None:

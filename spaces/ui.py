@@ -272,7 +272,16 @@ def _dataset_tab(models: gr.Dropdown) -> None:
     show = gr.Button("Show faces", elem_id="cell-btn")
     gallery = gr.Gallery(label="Faces in the cell, with the CAM for the predicted class", columns=6,
                          height="auto", format="png", fit_columns=False, elem_id="cell-gallery")
+    gr.Markdown("**Attention atlas** — what each model looks at for each expression: the mean CAM of the true "
+                "class over that class's first faces, on their mean face, and the regions holding most of it.")
+    with gr.Row():
+        per_class = gr.Slider(5, 200, value=20, step=5, label="Faces per class", elem_id="atlas-per-class")
+        draw_atlas = gr.Button("Draw the atlas", elem_id="atlas-btn")
+    atlas_plot = gr.Plot(label="Attention atlas", show_label=False, elem_id="atlas-plot")
+    atlas_regions = gr.Dataframe(label="Where each class's mean map lies", interactive=False, elem_id="atlas-table")
 
+    draw_atlas.click(dataset_view.atlas, inputs=[models, dataset, per_class, method],
+                     outputs=[atlas_plot, atlas_regions], api_name="attention_atlas", concurrency_id="analysis")
     run.click(dataset_view.evaluate, inputs=[models, dataset, size],
               outputs=[state, status, matrices, reliability, model, true_class, predicted, table],
               api_name="dataset_evaluate", concurrency_id="analysis")

@@ -29,7 +29,7 @@ MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
              "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
-             "/preview", "/probe_regions", "/explain_video"}
+             "/preview", "/probe_regions", "/explain_video", "/attention_atlas"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -234,6 +234,18 @@ def test_dataset_endpoints(client):
     assert faces[0]["caption"].startswith(f"1 of {counts[row, column]} in this cell")
     assert client.predict("patt_lite", api_name="/dataset_table")["data"] == table["data"]
     assert client.predict("patt_lite", api_name="/dataset_pick_cell") is not None  # no click: pickers stay
+
+
+def test_attention_atlas_endpoint(client):
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    figure, regions = client.predict(["patt_lite"], "fer2013", 5, "gradcam", api_name="/attention_atlas")
+    assert figure is not None
+    assert [row[1] for row in regions["data"]] == list(FER2013_LABELS) and all(row[2] == 5 for row in regions["data"])
 
 
 def test_clicking_a_confusion_cell_picks_its_classes():

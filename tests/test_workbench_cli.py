@@ -85,3 +85,18 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "unknown model 'nope_net'" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_attention_atlas_from_the_command_line(tmp_path: Path, capsys) -> None:
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    out = tmp_path / "atlas"
+    assert main(["atlas", "--models", "patt_lite", "--per-class", "2", "--out", str(out)]) == 0
+    rows = read_rows(out / "atlas.csv")
+    assert [row["class"] for row in rows] == list(hub_models.FER2013_LABELS)
+    assert all(row["faces"] == "2" for row in rows) and (out / "atlas.png").stat().st_size > 10_000
+    assert "atlas.png, atlas.csv" in capsys.readouterr().out

@@ -13,6 +13,7 @@ app's activation plots: they are CF-DAN's layers, defined once in `hub_models/sh
 from hub_models.cf_dan.configuration_cf_dan import C2_PRELU_INIT, C2_SIGMOID_INIT
 from hub_models.shared.fer_layers import c2_prelu, c2_sigmoid
 
+from .atlas import Atlas, ModelAtlas, atlas_figure, attention_atlas
 from .cams import FAST_METHODS, METHODS, SLOW_METHODS
 from .datasets import (
     DataError,
@@ -48,6 +49,7 @@ __all__ = [
     "SLOW_METHODS",
     "AnalysisResult",
     "ArgumentError",
+    "Atlas",
     "BundleError",
     "BundleExistsError",
     "DataError",
@@ -57,6 +59,7 @@ __all__ = [
     "LoadedImage",
     "LoadedModel",
     "ModelAnalysis",
+    "ModelAtlas",
     "ModelLoadError",
     "ModelScores",
     "RegionProbe",
@@ -67,6 +70,8 @@ __all__ = [
     "add_faithfulness",
     "align_face",
     "architectures",
+    "atlas_figure",
+    "attention_atlas",
     "bar_chart",
     "c2_prelu",
     "c2_sigmoid",

@@ -1,5 +1,6 @@
 """`python -m workbench explain IMAGE_OR_FOLDER --models … --methods … --out DIR`
 `python -m workbench video FILE --models … --out DIR` (see `workbench.video`)
+`python -m workbench atlas --models … --dataset fer2013 --out DIR` (see `workbench.atlas`)
 
 `explain` writes one bundle per image (`DIR/<image>_<ext>/`, `-2`, `-3`… added when two names would clash
 even case-insensitively; see `workbench.result`) and one CSV of
@@ -24,10 +25,13 @@ from hub_models import zoo
 
 from . import cams
 from . import video as video_module
+from .atlas import atlas_figure, attention_atlas
 from .cams import FAST_METHODS, METHODS
+from .datasets import test_faces
 from .engine import Workbench, check_max_faces
 from .errors import WorkbenchError
 from .images import short_path
+from .models import load_model
 from .probes import probe_regions
 
 # Raster formats a folder run picks up (case-insensitive), kept to those this Pillow can read:
@@ -37,6 +41,8 @@ _CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp"
                        ".j2k", ".jpx", ".jpf", ".avif", ".avifs", ".qoi", ".pcx", ".sgi", ".psd", ".dds", ".icns")
 IMAGE_SUFFIXES = set(_CANDIDATE_SUFFIXES) & set(Image.registered_extensions())
 CSV_NAME = "predictions.csv"
+ATLAS_PNG, ATLAS_CSV = "atlas.png", "atlas.csv"
+ATLAS_FACES = 100_000  # the whole test split: each class's first faces are taken from it
 MAX_BUNDLE_STEM = 100
 
 
@@ -74,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--max-faces", type=int, default=4, help="the N largest faces per frame (default 4)")
     video.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
     video.add_argument("--overwrite", action="store_true", help="replace an earlier explained video in --out")
+    atlas = commands.add_parser("atlas", help="each model's mean CAM per class over a test set")
+    atlas.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
+    atlas.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "ckplus"],
+                       help="its test split, from FER_DATA_DIR (default fer2013: PrivateTest)")
+    atlas.add_argument("--per-class", type=int, default=50, help="faces per class (default 50)")
+    atlas.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
+    atlas.add_argument("--out", type=Path, required=True, help=f"output folder for {ATLAS_PNG} and {ATLAS_CSV}")
     return parser
 
 
@@ -145,6 +158,28 @@ def parse_target(value: str | None) -> int | str | None:
     if value is None:
         return None
     return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
+
+
+def atlas(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    check_out_dir(args.out)
+    cams.validate([args.method])
+    models = args.models or zoo.default_ids()
+    if not models:
+        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    loaded = [load_model(spec) for spec in models]
+    faces = test_faces(args.dataset, ATLAS_FACES)
+    with tqdm(total=100, desc="attention atlas", unit="%", file=sys.stderr) as bar:
+        result = attention_atlas(loaded, faces, method=args.method, per_class=args.per_class,
+                                 progress=lambda share, _step: bar.update(round(100 * share) - bar.n))
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = atlas_figure(result)
+    if figure is not None:
+        figure.savefig(args.out / ATLAS_PNG)
+    write_csv(args.out / ATLAS_CSV, result.rows())
+    print(f"attention atlas of {len(loaded)} model(s) on {faces.description}: {ATLAS_PNG}, {ATLAS_CSV} in {args.out}")
+    return 0
 
 
 def video(args: argparse.Namespace) -> int:
@@ -229,7 +264,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"explain": explain, "video": video}[args.command](args)
+        return {"explain": explain, "video": video, "atlas": atlas}[args.command](args)
     except (WorkbenchError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
