@@ -33,6 +33,7 @@ from workbench import (
     load_image,
     map_panels,
     overlay,
+    probe_perturbations,
     probe_regions,
 )
 
@@ -253,6 +254,23 @@ def region_probe(session: Analysis | None, face: int | None) -> pd.DataFrame:
             row.update({f"{METHODS[name].title if name in METHODS else name} captures": round(value, 2)
                         for name, value in probe.agreement.items() if name in METHODS})
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def robustness(session: Analysis | None, face: int | None) -> pd.DataFrame:
+    """What a camera does to the shown face (blur, light, JPEG, a small tilt, sunglasses, a mask):
+    each model's new prediction, the probability left to its original one, and how far its first
+    CAM moved (r with the clean map)."""
+    if session is None or not session.result.faces:
+        raise user_error("Run a comparison first; the probe works on its face.", title="Nothing analysed yet")
+    rows = []
+    with POOL.using(list(session.models.values())):
+        for analysis in session.result.faces[int(face or 0)].models.values():
+            for row in probe_perturbations(session.models[analysis.model_name], analysis, session.method):
+                rows.append({"model": analysis.model_name, "perturbation": row["perturbation"],
+                             "predicted": row["predicted"] + ("" if row["predicted"] == analysis.predicted else " ⚠"),
+                             f"p({analysis.predicted})": f"{row['p(original prediction)']:.0%}",
+                             "map r": round(float(row["map r"]), 2)})
     return pd.DataFrame(rows)
 
 

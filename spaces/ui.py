@@ -164,6 +164,13 @@ def _compare_tab(models: gr.Dropdown) -> None:
                   "negative = the model relied on it), and the share of the largest drop each CAM's mass captures "
                   "(1 = all on the region that hurts most)", interactive=False, elem_id="probe-table", wrap=True)
     with gr.Row(equal_height=True):
+        shake = gr.Button("Probe robustness: blur, light, JPEG, tilt, sunglasses, a mask", elem_id="robust-btn",
+                          size="sm", scale=0)
+        robust_table = gr.Dataframe(
+            label="Robustness: each model's prediction on the changed face (⚠ = it changed), the probability left to "
+                  "its original prediction, and r between its CAM there and on the clean face (1 = the map held)",
+            interactive=False, elem_id="robust-table", wrap=True)
+    with gr.Row(equal_height=True):
         bundle = gr.Button("Prepare the analysis bundle (.zip: overlays, raw maps, manifest)", elem_id="bundle-btn",
                            size="sm")
         bundle_file = gr.File(label="Bundle", interactive=False, elem_id="bundle-file", visible=False)
@@ -199,6 +206,8 @@ def _compare_tab(models: gr.Dropdown) -> None:
         compare_view.score_faithfulness, inputs=[state, face], outputs=[faithfulness], api_name="faithfulness_of_face",
         concurrency_id="analysis", show_progress="minimal")
     probe.click(compare_view.region_probe, inputs=[state, face], outputs=[probe_table], api_name="probe_regions",
+                concurrency_id="analysis")
+    shake.click(compare_view.robustness, inputs=[state, face], outputs=[robust_table], api_name="robustness",
                 concurrency_id="analysis")
     bundle.click(compare_view.bundle, inputs=[state], outputs=[bundle_file], api_name="bundle")
 

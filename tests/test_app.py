@@ -29,7 +29,7 @@ MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
              "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
-             "/preview", "/probe_regions", "/explain_video", "/attention_atlas"}
+             "/preview", "/probe_regions", "/explain_video", "/attention_atlas", "/robustness"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -129,6 +129,12 @@ def test_two_faces_side_by_side_then_faithfulness_other_face_and_bundle(client):
     probe = client.predict(0, api_name="/probe_regions")
     assert [row[0] for row in probe["data"]] == MODELS
     assert {"eyes", "mouth", "Grad-CAM captures"} <= set(probe["headers"])
+
+    shaken = client.predict(0, api_name="/robustness")
+    from workbench import PERTURBATIONS
+
+    assert len(shaken["data"]) == len(PERTURBATIONS) * len(MODELS)
+    assert shaken["headers"][:3] == ["model", "perturbation", "predicted"]
 
     other = client.predict(1, api_name="/show_face")
     assert other[2]["value"] == 1

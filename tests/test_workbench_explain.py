@@ -322,3 +322,27 @@ def test_region_probe_ranks_the_region_the_model_needs_first() -> None:
     assert probe.drops["mouth"] > 0.05
     assert probe.agreement["exact"] == pytest.approx(1.0)
     assert probe.agreement["on the mouth"] > 0.3 > abs(probe.agreement["on the forehead"])
+
+
+def test_perturbation_probe_on_a_model_whose_answer_is_known() -> None:
+    """The colour model counts colours: a red mouth stays "red" under blur, JPEG, light and small
+    rotations; a pale-blue face mask over it turns the prediction blue; sunglasses do not."""
+    from workbench.faces import template_points
+    from workbench.probes import PERTURBATIONS, probe_perturbations
+    from workbench.regions import region_masks
+
+    size = 32
+    masks = region_masks(template_points("fer2013", size), (size, size))
+    face = np.full((size, size, 3), 128, np.uint8)
+    face[masks["mouth"]] = (255, 0, 0)
+    loaded = load_model(colour_model())
+    analysis = next(iter(Workbench([loaded]).analyze(face, methods=["gradcam"], assume_face=True,
+                                                     faithfulness=False).faces[0].models.values()))
+    assert analysis.predicted == "red"
+    rows = {row["perturbation"]: row for row in probe_perturbations(loaded, analysis, "gradcam")}
+    assert list(rows) == list(PERTURBATIONS)
+    for name in ("JPEG quality 15", "rotated +10°", "rotated −10°", "darker (×0.6)", "sunglasses"):
+        assert rows[name]["predicted"] == "red", name
+    assert rows["face mask"]["predicted"] == "blue"
+    assert rows["face mask"]["p(original prediction)"] < rows["sunglasses"]["p(original prediction)"]
+    assert all(-1.0 <= row["map r"] <= 1.0 for row in rows.values() if np.isfinite(row["map r"]))

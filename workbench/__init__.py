@@ -31,7 +31,7 @@ from .faces import Detection, align_face, get_detector
 from .images import LoadedImage, load_image
 from .labels import canonical, label_union
 from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
-from .probes import RegionProbe, probe_regions
+from .probes import PERTURBATIONS, RegionProbe, probe_perturbations, probe_regions
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
@@ -45,6 +45,7 @@ __all__ = [
     "FAST_METHODS",
     "LABEL_SETS",
     "METHODS",
+    "PERTURBATIONS",
     "REGIONS",
     "SLOW_METHODS",
     "AnalysisResult",
@@ -91,6 +92,7 @@ __all__ = [
     "median_ms",
     "overlay",
     "prepare_face",
+    "probe_perturbations",
     "probe_regions",
     "region_masks",
     "resolve_target",

@@ -1,4 +1,6 @@
-"""Does the map point at the region whose removal hurts? A causal check of region attribution.
+"""Probes that tie explanations to causes: does the map point at the region whose removal hurts
+(`probe_regions`), and do the prediction and the map hold when the camera changes the face a little
+(`probe_perturbations`)?
 
 A map's region shares (`regions.region_shares`) say where the map puts its mass; they do not say
 that the model needs those regions. Here each face region in turn is blurred away (the same strong
@@ -16,16 +18,19 @@ region's colours bleed in), which a rank statistic punishes even for a map that 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from hub_models.preprocessing import pixel_values
 
+from . import cams
 from .faithfulness import blur
 from .models import LoadedModel
-from .regions import REGIONS, region_masks
+from .regions import REGIONS, agreement, region_masks
 from .result import ModelAnalysis
 
 
@@ -81,3 +86,95 @@ def captured_drop(shares: list[float], drops: list[float]) -> float:
     if largest <= 1e-6:
         return float("nan")
     return float(np.dot(shares, drops) / largest)
+
+
+# What a camera does to a face: name → (the changed face, a function taking a map of the changed
+# face back to the original's geometry). Eye positions come from the aligned face's landmarks.
+Perturbation = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]
+
+
+def _same(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _blur(sigma: float) -> Perturbation:
+    return lambda face, _: (cv2.GaussianBlur(face, (0, 0), sigma * face.shape[0] / 112), _same)
+
+
+def _tone(gain: float, offset: float = 0.0, contrast: float = 1.0) -> Perturbation:
+    def change(face: np.ndarray, _landmarks: np.ndarray) -> tuple[np.ndarray, Callable]:
+        values = face.astype(np.float32)
+        values = (values - values.mean()) * contrast + values.mean()
+        return np.uint8(np.clip(values * gain + offset, 0, 255)), _same
+    return change
+
+
+def _jpeg(quality: int) -> Perturbation:
+    def change(face: np.ndarray, _landmarks: np.ndarray) -> tuple[np.ndarray, Callable]:
+        _, encoded = cv2.imencode(".jpg", face[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]), _same
+    return change
+
+
+def _rotate(degrees: float) -> Perturbation:
+    def change(face: np.ndarray, _landmarks: np.ndarray) -> tuple[np.ndarray, Callable]:
+        size = (face.shape[1], face.shape[0])
+        centre = (face.shape[1] / 2, face.shape[0] / 2)
+        forward = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+        back = cv2.getRotationMatrix2D(centre, -degrees, 1.0)
+        turned = cv2.warpAffine(face, forward, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return turned, lambda values: cv2.warpAffine(values, back, size, flags=cv2.INTER_LINEAR,
+                                                     borderMode=cv2.BORDER_REPLICATE)
+    return change
+
+
+def _bar(over: str) -> Perturbation:
+    """A dark band over the eyes (sunglasses) or over the mouth and chin (a face mask)."""
+    def change(face: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, Callable]:
+        left_eye, right_eye, nose = np.asarray(landmarks, dtype=np.float64)[:3]
+        distance = max(float(np.linalg.norm(right_eye - left_eye)), 1.0)
+        covered = face.copy()
+        if over == "eyes":
+            eye_line = (left_eye[1] + right_eye[1]) / 2
+            top, bottom = eye_line - 0.3 * distance, eye_line + 0.3 * distance
+            colour = (25, 25, 30)
+        else:
+            top, bottom = nose[1] + 0.15 * distance, face.shape[0]
+            colour = (200, 215, 230)
+        covered[max(0, round(top)):max(0, round(bottom))] = colour
+        return covered, _same
+    return change
+
+
+PERTURBATIONS: dict[str, Perturbation] = {
+    "blur (σ ≈ 1.5 px at 112 px)": _blur(1.5),
+    "darker (×0.6)": _tone(0.6),
+    "brighter (×1.4)": _tone(1.4),
+    "low contrast (×0.5)": _tone(1.0, contrast=0.5),
+    "JPEG quality 15": _jpeg(15),
+    "rotated +10°": _rotate(10),
+    "rotated −10°": _rotate(-10),
+    "sunglasses": _bar("eyes"),
+    "face mask": _bar("mouth"),
+}
+
+
+def probe_perturbations(loaded: LoadedModel, analysis: ModelAnalysis, method: str) -> list[dict[str, object]]:
+    """For each of `PERTURBATIONS` on the analysed (aligned) face: the new prediction, the
+    probability of the original one, and how the `method` map for the original prediction moved
+    (Pearson r with the clean map, after undoing any rotation; 1 = unchanged)."""
+    labels = loaded.labels
+    target = labels.index(analysis.predicted)
+    clean = analysis.cams.get(method)
+    if clean is None:
+        clean = cams.explain(loaded.model, pixel_values(loaded.processor, analysis.face), [method], target,
+                             want_native=False).maps[method]
+    rows = []
+    for name, perturb in PERTURBATIONS.items():
+        changed, back = perturb(analysis.face, analysis.landmarks)
+        run = cams.explain(loaded.model, pixel_values(loaded.processor, changed), [method], target, want_native=False)
+        probabilities = torch.softmax(run.logits.float(), dim=-1)[0]
+        rows.append({"perturbation": name, "predicted": labels[int(probabilities.argmax())],
+                     "p(original prediction)": float(probabilities[target]),
+                     "map r": agreement(clean, back(run.maps[method].astype(np.float32)))})
+    return rows
