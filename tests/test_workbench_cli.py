@@ -100,3 +100,18 @@ def test_attention_atlas_from_the_command_line(tmp_path: Path, capsys) -> None:
     assert [row["class"] for row in rows] == list(hub_models.FER2013_LABELS)
     assert all(row["faces"] == "2" for row in rows) and (out / "atlas.png").stat().st_size > 10_000
     assert "atlas.png, atlas.csv" in capsys.readouterr().out
+
+
+def test_probes_over_test_faces_from_the_command_line(tmp_path: Path) -> None:
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    out = tmp_path / "probes"
+    assert main(["probes", "--models", "patt_lite", "--count", "2", "--out", str(out)]) == 0
+    (row,) = read_rows(out / "probes.csv")
+    assert row["model"] == "patt_lite" and row["faces"] == "2"
+    assert {"drop mouth (mean)", "face mask: same prediction", "rotated +10°: map r (median)"} <= set(row)
+    assert 0.0 <= float(row["sunglasses: same prediction"]) <= 1.0

@@ -31,7 +31,7 @@ from .faces import Detection, align_face, get_detector
 from .images import LoadedImage, load_image
 from .labels import canonical, label_union
 from .models import LABEL_SETS, LoadedModel, architectures, default_models, load_model, trained_models
-from .probes import PERTURBATIONS, RegionProbe, probe_perturbations, probe_regions
+from .probes import PERTURBATIONS, RegionProbe, probe_perturbations, probe_regions, probe_test_faces
 from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
@@ -94,6 +94,7 @@ __all__ = [
     "prepare_face",
     "probe_perturbations",
     "probe_regions",
+    "probe_test_faces",
     "region_masks",
     "resolve_target",
     "score_faces",

@@ -1,6 +1,7 @@
 """`python -m workbench explain IMAGE_OR_FOLDER --models … --methods … --out DIR`
 `python -m workbench video FILE --models … --out DIR` (see `workbench.video`)
 `python -m workbench atlas --models … --dataset fer2013 --out DIR` (see `workbench.atlas`)
+`python -m workbench probes --models … --dataset fer2013 --count 100 --out DIR` (see `workbench.probes`)
 
 `explain` writes one bundle per image (`DIR/<image>_<ext>/`, `-2`, `-3`… added when two names would clash
 even case-insensitively; see `workbench.result`) and one CSV of
@@ -32,7 +33,7 @@ from .engine import Workbench, check_max_faces
 from .errors import WorkbenchError
 from .images import short_path
 from .models import load_model
-from .probes import probe_regions
+from .probes import probe_regions, probe_test_faces
 
 # Raster formats a folder run picks up (case-insensitive), kept to those this Pillow can read:
 # the decoder accepts any of them, so a folder of .tga or .jp2 files must not be skipped silently.
@@ -41,7 +42,7 @@ _CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp"
                        ".j2k", ".jpx", ".jpf", ".avif", ".avifs", ".qoi", ".pcx", ".sgi", ".psd", ".dds", ".icns")
 IMAGE_SUFFIXES = set(_CANDIDATE_SUFFIXES) & set(Image.registered_extensions())
 CSV_NAME = "predictions.csv"
-ATLAS_PNG, ATLAS_CSV = "atlas.png", "atlas.csv"
+ATLAS_PNG, ATLAS_CSV, PROBES_CSV = "atlas.png", "atlas.csv", "probes.csv"
 ATLAS_FACES = 100_000  # the whole test split: each class's first faces are taken from it
 MAX_BUNDLE_STEM = 100
 
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     atlas.add_argument("--per-class", type=int, default=50, help="faces per class (default 50)")
     atlas.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
     atlas.add_argument("--out", type=Path, required=True, help=f"output folder for {ATLAS_PNG} and {ATLAS_CSV}")
+    probes = commands.add_parser("probes", help="region and robustness probes over a test set, per model")
+    probes.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
+    probes.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "ckplus"],
+                        help="its test split, from FER_DATA_DIR (default fer2013: PrivateTest)")
+    probes.add_argument("--count", type=int, default=100, help="the first N test faces (default 100)")
+    probes.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
+    probes.add_argument("--out", type=Path, required=True, help=f"output folder for {PROBES_CSV}")
     return parser
 
 
@@ -158,6 +166,27 @@ def parse_target(value: str | None) -> int | str | None:
     if value is None:
         return None
     return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
+
+
+def probes(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    check_out_dir(args.out)
+    cams.validate([args.method])
+    if args.count < 1:
+        raise WorkbenchError(f"--count must be at least 1, not {args.count}")
+    models = args.models or zoo.default_ids()
+    if not models:
+        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    loaded = [load_model(spec) for spec in models]
+    faces = test_faces(args.dataset, args.count)
+    with tqdm(total=100, desc="probes", unit="%", file=sys.stderr) as bar:
+        rows = probe_test_faces(loaded, faces, args.count, args.method,
+                                progress=lambda share, _step: bar.update(round(100 * share) - bar.n))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / PROBES_CSV, rows)
+    print(f"probes of {len(loaded)} model(s) on {len(faces)} {faces.description} faces: {PROBES_CSV} in {args.out}")
+    return 0
 
 
 def atlas(args: argparse.Namespace) -> int:
@@ -264,7 +293,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"explain": explain, "video": video, "atlas": atlas}[args.command](args)
+        return {"explain": explain, "video": video, "atlas": atlas, "probes": probes}[args.command](args)
     except (WorkbenchError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

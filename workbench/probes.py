@@ -18,7 +18,7 @@ region's colours bleed in), which a rank statistic punishes even for a map that 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +28,8 @@ import torch
 from hub_models.preprocessing import pixel_values
 
 from . import cams
+from .datasets import TestFaces
+from .engine import Workbench
 from .faithfulness import blur
 from .models import LoadedModel
 from .regions import REGIONS, agreement, region_masks
@@ -178,3 +180,43 @@ def probe_perturbations(loaded: LoadedModel, analysis: ModelAnalysis, method: st
                      "p(original prediction)": float(probabilities[target]),
                      "map r": agreement(clean, back(run.maps[method].astype(np.float32)))})
     return rows
+
+
+def probe_test_faces(models: Sequence[LoadedModel], faces: TestFaces, count: int = 100, method: str = "gradcam",
+                     progress: Callable[[float, str], object] | None = None) -> list[dict[str, object]]:
+    """Both probes over the first `count` faces of a test set, per model: the mean probability drop
+    when each region is blurred, the mean share of the largest drop the `method` map captures, and
+    for each perturbation the share of predictions that stay the same and the median map r."""
+    rows: list[dict[str, object]] = []
+    picked = range(min(count, len(faces)))
+    for number, loaded in enumerate(models):
+        workbench = Workbench([loaded])
+        drops: dict[str, list[float]] = {}
+        captured: list[float] = []
+        kept: dict[str, list[bool]] = {}
+        moved: dict[str, list[float]] = {}
+        for done, index in enumerate(picked):
+            analysis = workbench.analyze(faces.images[index], methods=[method], assume_face=True, faithfulness=False,
+                                         native=False).faces[0].models[loaded.name]
+            region_probe = probe_regions(loaded, analysis)
+            for region, drop in region_probe.drops.items():
+                drops.setdefault(region, []).append(drop)
+            captured.append(region_probe.agreement.get(method, float("nan")))
+            for row in probe_perturbations(loaded, analysis, method):
+                kept.setdefault(row["perturbation"], []).append(row["predicted"] == analysis.predicted)
+                moved.setdefault(row["perturbation"], []).append(float(row["map r"]))
+            if progress is not None:
+                progress((number + (done + 1) / len(picked)) / len(models), f"{loaded.name}: face {done + 1}")
+        summary: dict[str, object] = {"model": loaded.name, "faces": len(picked),
+                                      f"{method} captures (mean)": _nanmean(captured)}
+        summary |= {f"drop {region} (mean)": float(np.mean(values)) for region, values in drops.items()}
+        summary |= {f"{name}: same prediction": float(np.mean(values)) for name, values in kept.items()}
+        summary |= {f"{name}: map r (median)": float(np.nanmedian(values)) if np.isfinite(values).any()
+                    else float("nan") for name, values in moved.items()}
+        rows.append(summary)
+    return rows
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.mean(finite)) if finite else float("nan")
