@@ -51,7 +51,7 @@ def per_item_ms(step, items: list) -> float:
     return (time.perf_counter() - start) * 1000 / len(items)
 
 
-def clip(path: Path, frames: int = 50, fps: int = 10) -> Path:
+def clip(path: Path, frames: int = 30, fps: int = 10) -> Path:
     photo = cv2.resize(cv2.imread(str(EXAMPLE)), (400, 500))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (360, 460))
     for index in range(frames):
