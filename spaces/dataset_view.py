@@ -25,6 +25,7 @@ from workbench import (
     confusion_matrix,
     draw_reliability,
     overlay,
+    probe_test_faces,
     score_faces,
     test_faces,
 )
@@ -158,6 +159,20 @@ def atlas(models: list[str] | str | None, dataset: str, per_class: float, method
     except (DataError, WorkbenchError, ValueError) as error:
         raise friendly(error) from error
     return atlas_figure(result), pd.DataFrame(result.rows())
+
+
+def probes(models: list[str] | str | None, dataset: str, count: float, method: str | None,
+           progress: gr.Progress = gr.Progress()) -> pd.DataFrame:  # noqa: B008
+    """Both probes over the first `count` test faces, one row per model (`workbench.probe_test_faces`)."""
+    try:
+        loaded = [POOL.model(spec) for spec in parse_choice(models)]
+        faces = test_faces(dataset or "fer2013", int(count))
+        with POOL.using(loaded):
+            rows = probe_test_faces(loaded, faces, int(count), method or DEFAULT_METHOD,
+                                    progress=lambda share, step: progress(share, desc=step))
+    except (DataError, WorkbenchError, ValueError) as error:
+        raise friendly(error) from error
+    return pd.DataFrame(rows).round(3)
 
 
 def confusion_figure(run: DatasetRun) -> Figure | None:

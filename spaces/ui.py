@@ -288,7 +288,17 @@ def _dataset_tab(models: gr.Dropdown) -> None:
         draw_atlas = gr.Button("Draw the atlas", elem_id="atlas-btn")
     atlas_plot = gr.Plot(label="Attention atlas", show_label=False, elem_id="atlas-plot")
     atlas_regions = gr.Dataframe(label="Where each class's mean map lies", interactive=False, elem_id="atlas-table")
+    gr.Markdown("**Probes over the test set** — for each model: how much blurring each face region lowers the "
+                "explained class, how much of that its CAM captures, and how often the prediction survives blur, "
+                "light, JPEG, a tilt, sunglasses or a mask (and how far the map moves).")
+    with gr.Row():
+        probe_count = gr.Slider(5, 200, value=20, step=5, label="Faces", elem_id="probe-count")
+        run_probes = gr.Button("Probe the models", elem_id="probes-btn")
+    probe_rows = gr.Dataframe(label="Probes per model (drops: probability points ×0.01; shares 0–1; r: map stability)",
+                              interactive=False, elem_id="probes-table")
 
+    run_probes.click(dataset_view.probes, inputs=[models, dataset, probe_count, method], outputs=[probe_rows],
+                     api_name="dataset_probes", concurrency_id="analysis")
     draw_atlas.click(dataset_view.atlas, inputs=[models, dataset, per_class, method],
                      outputs=[atlas_plot, atlas_regions], api_name="attention_atlas", concurrency_id="analysis")
     run.click(dataset_view.evaluate, inputs=[models, dataset, size],

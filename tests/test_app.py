@@ -29,7 +29,8 @@ MODELS = ["patt_lite", "ddamfn"]
 ENDPOINTS = {"/analyze", "/faithfulness", "/show_face", "/faithfulness_of_face", "/bundle", "/live_frame",
              "/activation_curves", "/activation_cost", "/dataset_evaluate", "/dataset_table", "/dataset_pick_cell",
              "/dataset_cell_after_pick", "/dataset_cell", "/target_choices", "/time_note", "/redraw",
-             "/preview", "/probe_regions", "/explain_video", "/attention_atlas", "/robustness"}
+             "/preview", "/probe_regions", "/explain_video", "/attention_atlas", "/robustness",
+             "/dataset_probes"}
 # /analyze outputs: status, faces image, face picker, then per model column (header, label, cam, gallery), regions,
 # faithfulness table (layout columns are not outputs of the API).
 
@@ -249,6 +250,8 @@ def test_attention_atlas_endpoint(client):
         find_fer2013_csv(default_data_dir())
     except DataError as error:
         pytest.skip(f"FER2013 not available: {error}")
+    probes = client.predict(["patt_lite"], "fer2013", 5, "gradcam", api_name="/dataset_probes")
+    assert [row[0] for row in probes["data"]] == ["patt_lite"] and "face mask: same prediction" in probes["headers"]
     figure, regions = client.predict(["patt_lite"], "fer2013", 5, "gradcam", api_name="/attention_atlas")
     assert figure is not None
     assert [row[1] for row in regions["data"]] == list(FER2013_LABELS) and all(row[2] == 5 for row in regions["data"])
