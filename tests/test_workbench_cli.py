@@ -87,13 +87,17 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_attention_atlas_from_the_command_line(tmp_path: Path, capsys) -> None:
+def requires_fer2013() -> None:
     from training.data import DataError, default_data_dir, find_fer2013_csv
 
     try:
         find_fer2013_csv(default_data_dir())
     except DataError as error:
         pytest.skip(f"FER2013 not available: {error}")
+
+
+def test_attention_atlas_from_the_command_line(tmp_path: Path, capsys) -> None:
+    requires_fer2013()
     out = tmp_path / "atlas"
     assert main(["atlas", "--models", "patt_lite", "--per-class", "2", "--out", str(out)]) == 0
     rows = read_rows(out / "atlas.csv")
@@ -103,12 +107,7 @@ def test_attention_atlas_from_the_command_line(tmp_path: Path, capsys) -> None:
 
 
 def test_probes_over_test_faces_from_the_command_line(tmp_path: Path) -> None:
-    from training.data import DataError, default_data_dir, find_fer2013_csv
-
-    try:
-        find_fer2013_csv(default_data_dir())
-    except DataError as error:
-        pytest.skip(f"FER2013 not available: {error}")
+    requires_fer2013()
     out = tmp_path / "probes"
     assert main(["probes", "--models", "patt_lite", "--count", "2", "--out", str(out)]) == 0
     (row,) = read_rows(out / "probes.csv")

@@ -81,21 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--max-faces", type=int, default=4, help="the N largest faces per frame (default 4)")
     video.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
     video.add_argument("--overwrite", action="store_true", help="replace an earlier explained video in --out")
-    atlas = commands.add_parser("atlas", help="each model's mean CAM per class over a test set")
-    atlas.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
-    atlas.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "ckplus"],
-                       help="its test split, from FER_DATA_DIR (default fer2013: PrivateTest)")
+    atlas = dataset_command(commands, "atlas", "each model's mean CAM per class over a test set",
+                             f"{ATLAS_PNG} and {ATLAS_CSV}")
     atlas.add_argument("--per-class", type=int, default=50, help="faces per class (default 50)")
-    atlas.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
-    atlas.add_argument("--out", type=Path, required=True, help=f"output folder for {ATLAS_PNG} and {ATLAS_CSV}")
-    probes = commands.add_parser("probes", help="region and robustness probes over a test set, per model")
-    probes.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
-    probes.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "ckplus"],
-                        help="its test split, from FER_DATA_DIR (default fer2013: PrivateTest)")
+    probes = dataset_command(commands, "probes", "region and robustness probes over a test set, per model",
+                              PROBES_CSV)
     probes.add_argument("--count", type=int, default=100, help="the first N test faces (default 100)")
-    probes.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
-    probes.add_argument("--out", type=Path, required=True, help=f"output folder for {PROBES_CSV}")
     return parser
+
+
+def dataset_command(commands: argparse._SubParsersAction, name: str, description: str,
+                     outputs: str) -> argparse.ArgumentParser:
+    """A subcommand that runs models over a dataset's test split: the arguments they all take."""
+    command = commands.add_parser(name, help=description)
+    command.add_argument("--models", nargs="+", default=None, help="as for explain (default: the trained zoo)")
+    command.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "ckplus"],
+                         help="its test split, from FER_DATA_DIR (default fer2013: PrivateTest)")
+    command.add_argument("--method", default="gradcam", help=f"one CAM method: {', '.join(METHODS)}")
+    command.add_argument("--out", type=Path, required=True, help=f"output folder for {outputs}")
+    return command
 
 
 def find_images(root: Path) -> list[Path]:
