@@ -33,22 +33,14 @@ from workbench import (
     probe_regions,
     score_faces,
     test_faces,
+    time_ms,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "spaces" / "examples" / "grace_hopper.jpg"
 
 
-def seconds(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def per_item_ms(step, items: list) -> float:
-    start = time.perf_counter()
-    for item in items:
-        step(item)
-    return (time.perf_counter() - start) * 1000 / len(items)
+    return time_ms(lambda: [step(item) for item in items]) / len(items)
 
 
 def clip(path: Path, frames: int = 30, fps: int = 10) -> Path:
@@ -79,9 +71,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         video = clip(Path(folder) / "clip.avi")
         for loaded in models:
-            scoring = seconds(lambda loaded=loaded: score_faces(loaded, sample)) * 1000 / len(sample)
-            atlas = seconds(lambda loaded=loaded: attention_atlas([loaded], faces, per_class=args.faces // 7)) \
-                * 1000 / (7 * (args.faces // 7))
+            scoring = time_ms(lambda loaded=loaded: score_faces(loaded, sample)) / len(sample)
+            atlas = time_ms(lambda loaded=loaded: attention_atlas([loaded], faces, per_class=args.faces // 7)) \
+                / (7 * (args.faces // 7))
             workbench = Workbench([loaded])
             analyses = [workbench.analyze(faces.images[index], methods=["gradcam"], assume_face=True,
                                           faithfulness=False, native=False).faces[0].models[loaded.name]

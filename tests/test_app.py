@@ -314,10 +314,11 @@ def test_video_endpoint_explains_a_clip(client, tmp_path):
 
 
 def test_webcam_captions_keep_the_model_name_readable():
-    from spaces.live_view import CAPTION_CHARS, short_name
+    from workbench import short_model_name
+    from workbench.visualise import CAPTION_CHARS
 
-    assert short_name("fer-workbench/patt-lite-fer2013") == "patt-lite-fer2013"
-    long = short_name("org/a-very-long-model-name-that-goes-on-and-on-v2")
+    assert short_model_name("fer-workbench/patt-lite-fer2013") == "patt-lite-fer2013"
+    long = short_model_name("org/a-very-long-model-name-that-goes-on-and-on-v2")
     assert len(long) == CAPTION_CHARS and long.startswith("a-very") and long.endswith("on-v2")
 
 

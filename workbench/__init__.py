@@ -36,7 +36,16 @@ from .regions import REGIONS, region_masks
 from .result import FAITHFULNESS_METRICS, AnalysisResult, FaceAnalysis, ModelAnalysis
 from .timing import median_ms, time_ms
 from .video import VideoResult, explain_video
-from .visualise import bar_chart, colorbar_strip, draw_faces, map_panels, overlay
+from .visualise import (
+    TILE_CAPTION,
+    bar_chart,
+    captioned_tile,
+    colorbar_strip,
+    draw_faces,
+    map_panels,
+    overlay,
+    short_model_name,
+)
 
 __all__ = [
     "C2_PRELU_INIT",
@@ -48,6 +57,7 @@ __all__ = [
     "PERTURBATIONS",
     "REGIONS",
     "SLOW_METHODS",
+    "TILE_CAPTION",
     "AnalysisResult",
     "ArgumentError",
     "Atlas",
@@ -77,6 +87,7 @@ __all__ = [
     "c2_prelu",
     "c2_sigmoid",
     "canonical",
+    "captioned_tile",
     "colorbar_strip",
     "confusion_matrix",
     "data_status",
@@ -98,6 +109,7 @@ __all__ = [
     "region_masks",
     "resolve_target",
     "score_faces",
+    "short_model_name",
     "test_faces",
     "time_ms",
     "trained_models",

@@ -17,7 +17,8 @@ import csv
 import hashlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -172,21 +173,33 @@ def parse_target(value: str | None) -> int | str | None:
     return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
 
 
-def probes(args: argparse.Namespace) -> int:
+def chosen_models(args: argparse.Namespace) -> list[str]:
+    """--models, or the embedded trained zoo; refusing to run on nothing."""
+    models = args.models or zoo.default_ids()
+    if not models:
+        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    return models
+
+
+@contextmanager
+def percent_bar(description: str) -> Iterator[Callable[[float, str], None]]:
+    """A progress bar on stderr driven by the engine's `progress(share, step)` callbacks."""
     from tqdm.auto import tqdm
 
+    with tqdm(total=100, desc=description, unit="%", file=sys.stderr) as bar:
+        yield lambda share, _step: bar.update(round(100 * share) - bar.n)
+
+
+def probes(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     cams.validate([args.method])
     if args.count < 1:
         raise WorkbenchError(f"--count must be at least 1, not {args.count}")
-    models = args.models or zoo.default_ids()
-    if not models:
-        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    models = chosen_models(args)
     loaded = [load_model(spec) for spec in models]
     faces = test_faces(args.dataset, args.count)
-    with tqdm(total=100, desc="probes", unit="%", file=sys.stderr) as bar:
-        rows = probe_test_faces(loaded, faces, args.count, args.method,
-                                progress=lambda share, _step: bar.update(round(100 * share) - bar.n))
+    with percent_bar("probes") as report:
+        rows = probe_test_faces(loaded, faces, args.count, args.method, progress=report)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / PROBES_CSV, rows)
     print(f"probes of {len(loaded)} model(s) on {len(faces)} {faces.description} faces: {PROBES_CSV} in {args.out}")
@@ -194,18 +207,13 @@ def probes(args: argparse.Namespace) -> int:
 
 
 def atlas(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     check_out_dir(args.out)
     cams.validate([args.method])
-    models = args.models or zoo.default_ids()
-    if not models:
-        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    models = chosen_models(args)
     loaded = [load_model(spec) for spec in models]
     faces = test_faces(args.dataset, ATLAS_FACES)
-    with tqdm(total=100, desc="attention atlas", unit="%", file=sys.stderr) as bar:
-        result = attention_atlas(loaded, faces, method=args.method, per_class=args.per_class,
-                                 progress=lambda share, _step: bar.update(round(100 * share) - bar.n))
+    with percent_bar("attention atlas") as report:
+        result = attention_atlas(loaded, faces, method=args.method, per_class=args.per_class, progress=report)
     args.out.mkdir(parents=True, exist_ok=True)
     figure = atlas_figure(result)
     if figure is not None:
@@ -216,20 +224,13 @@ def atlas(args: argparse.Namespace) -> int:
 
 
 def video(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     check_out_dir(args.out)
     if (args.out / video_module.VIDEO_NAME).exists() and not args.overwrite:
         raise WorkbenchError(f"{short_path(args.out / video_module.VIDEO_NAME)} already exists; choose another "
                              "--out or pass --overwrite")
-    models = args.models or zoo.default_ids()
-    if not models:
-        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    models = chosen_models(args)
     workbench = Workbench(models, detector=args.detector)
-    with tqdm(total=100, desc="explaining video", unit="%", file=sys.stderr) as bar:
-        def report(share: float, _step: str) -> None:
-            bar.update(round(100 * share) - bar.n)
-
+    with percent_bar("explaining video") as report:
         result = video_module.explain_video(workbench, args.input, args.out, every_s=args.every, method=args.method,
                                             smoothing=args.smooth, max_faces=args.max_faces, progress=report)
     print(f"{result.frames_read} frames read, {result.frames_explained} frames explained "
@@ -252,9 +253,7 @@ def explain(args: argparse.Namespace) -> int:
     cams.validate(args.methods)
     check_max_faces(args.max_faces)
     target = parse_target(args.target)
-    models = args.models or zoo.default_ids()
-    if not models:
-        raise WorkbenchError("no trained models are embedded in this installation; name some with --models")
+    models = chosen_models(args)
     workbench = Workbench(models, detector=args.detector)
     workbench.check_request(args.methods, target, not args.no_faithfulness, args.max_faces)
     bundles = bundle_names(images, args.input)

@@ -26,11 +26,10 @@ from .engine import Workbench
 from .errors import ArgumentError, ImageError
 from .images import short_path
 from .result import AnalysisResult
-from .visualise import colorbar_strip, overlay
+from .visualise import TILE_CAPTION, captioned_tile, colorbar_strip, short_model_name
 
 VIDEO_NAME, CSV_NAME, TIMELINE_NAME = "explained.webm", "frames.csv", "timeline.png"
 TILE = 200
-CAPTION = 40
 MIN_IOU = 0.3
 MAX_WIDTH = 960  # frames are analysed and written at most this wide
 
@@ -209,20 +208,14 @@ def _draw(rgb: np.ndarray, result: AnalysisResult, ids: list[int], smoothed: dic
         face, face_id = result.faces[0], ids[0]
         for name in labels:
             analysis = face.models[name]
-            tile = cv2.resize(overlay(analysis.face, analysis.cams[method], colorbar=False, min_side=TILE),
-                              (TILE, TILE), interpolation=cv2.INTER_AREA)
             values = smoothed[(face_id, name)]
-            caption = np.full((CAPTION, TILE, 3), 255, np.uint8)
-            short = name.rstrip("/").rsplit("/", 1)[-1][:26]
-            text = f"#{face_id} {labels[name][int(values.argmax())]} {values.max():.0%}"
-            for line, words in enumerate((short, text)):
-                cv2.putText(caption, words, (4, 15 + 18 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20), 1,
-                            cv2.LINE_AA)
-            tiles.append(np.concatenate([tile, caption], axis=0))
-    column_height = max(canvas.shape[0], len(labels) * (TILE + CAPTION))
+            tile = captioned_tile(analysis.face, analysis.cams[method], (
+                short_model_name(name), f"#{face_id} {labels[name][int(values.argmax())]} {values.max():.0%}"), TILE)
+            tiles.append(tile)
+    column_height = max(canvas.shape[0], len(labels) * (TILE + TILE_CAPTION))
     column = np.full((column_height, TILE + 44, 3), 255, np.uint8)
     for position, tile in enumerate(tiles):
-        column[position * (TILE + CAPTION):(position + 1) * (TILE + CAPTION), :TILE] = tile
+        column[position * (TILE + TILE_CAPTION):(position + 1) * (TILE + TILE_CAPTION), :TILE] = tile
     if tiles:
         column[:TILE, TILE:] = colorbar_strip(TILE)
     frame = np.full((column_height, canvas.shape[1], 3), 0, np.uint8)

@@ -80,6 +80,31 @@ def _enlarged(image: np.ndarray, min_side: int) -> np.ndarray:
                       interpolation=cv2.INTER_CUBIC)
 
 
+TILE_CAPTION = 38  # two caption lines under a tile
+CAPTION_CHARS = 27  # what fits on one caption line of a ~180-px tile
+
+
+def captioned_tile(face: np.ndarray, heatmap: np.ndarray, lines: Sequence[str], side: int) -> np.ndarray:
+    """A side×side overlay with up to two caption lines under it: the webcam's and the explained
+    video's per-model tiles."""
+    picture = cv2.resize(overlay(face, heatmap, colorbar=False, min_side=side), (side, side),
+                         interpolation=cv2.INTER_AREA)
+    caption = np.full((TILE_CAPTION, side, 3), 255, np.uint8)
+    for index, text in enumerate(lines[:2]):
+        cv2.putText(caption, text, (4, 14 + 17 * index), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1, cv2.LINE_AA)
+    return np.concatenate([picture, caption], axis=0)
+
+
+def short_model_name(name: str, chars: int = CAPTION_CHARS) -> str:
+    """A model's name as it fits under a tile: the part after an organisation ("org/name"), cut
+    in the middle with "~" (OpenCV draws ASCII only) when still too long, so both ends stay readable."""
+    name = name.rstrip("/").rsplit("/", 1)[-1]
+    if len(name) <= chars:
+        return name
+    half = (chars - 1) // 2
+    return f"{name[:half]}~{name[-(chars - 1 - half):]}"
+
+
 def colorbar_strip(height: int, width: int = 44) -> np.ndarray:
     """A vertical colour bar (1 at the top, 0 at the bottom) with tick labels, white background."""
     strip = np.full((height, width, 3), 255, np.uint8)
