@@ -238,13 +238,18 @@ def score_faithfulness(session: Analysis | None, face: int | None) -> pd.DataFra
     return faithfulness_table(analyses)
 
 
+def _probed_face(session: Analysis | None, face: int | None) -> list[ModelAnalysis]:
+    """The shown face's analyses, which the probes work on."""
+    if session is None or not session.result.faces:
+        raise user_error("Run a comparison first; the probe works on its face.", title="Nothing analysed yet")
+    return list(session.result.faces[int(face or 0)].models.values())
+
+
 def region_probe(session: Analysis | None, face: int | None) -> pd.DataFrame:
     """Blur each face region of the shown face in turn: how each model's explained class moves
     (percentage points; negative = the region supported it), and how much of the largest drop each
     map's region shares capture (1 = all its mass on the region whose removal hurts most)."""
-    if session is None or not session.result.faces:
-        raise user_error("Run a comparison first; the probe works on its face.", title="Nothing analysed yet")
-    analyses = list(session.result.faces[int(face or 0)].models.values())
+    analyses = _probed_face(session, face)
     rows = []
     with POOL.using(list(session.models.values())):
         for analysis in analyses:
@@ -261,11 +266,10 @@ def robustness(session: Analysis | None, face: int | None) -> pd.DataFrame:
     """What a camera does to the shown face (blur, light, JPEG, a small tilt, sunglasses, a mask):
     each model's new prediction, the probability left to its original one, and how far its first
     CAM moved (r with the clean map)."""
-    if session is None or not session.result.faces:
-        raise user_error("Run a comparison first; the probe works on its face.", title="Nothing analysed yet")
+    analyses = _probed_face(session, face)
     rows = []
     with POOL.using(list(session.models.values())):
-        for analysis in session.result.faces[int(face or 0)].models.values():
+        for analysis in analyses:
             for row in probe_perturbations(session.models[analysis.model_name], analysis, session.method):
                 rows.append({"model": analysis.model_name, "perturbation": row["perturbation"],
                              "predicted": row["predicted"] + ("" if row["predicted"] == analysis.predicted else " ⚠"),
