@@ -30,6 +30,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 from training.calibrate import calibrate_model, card_section, split_logits, update_card
 from training.cli import run_cli
 from training.data import DATASETS, DataError, FerData, load_data
+from training.distill import Distillation, distilled_targets, parse_teachers, teacher_probabilities
 from training.evaluation import evaluate_split
 from training.files import fresh_folder, output_dir_problem, publish_folder, shown
 from training.inputs import AUGMENTATIONS, FaceDataset, ProcessorCollator, build_augmentation
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--compile", action=argparse.BooleanOptionalAction,
                        help="torch.compile the model (default: the recipe's)")
     train.add_argument("--seed", type=int, default=42)
+    distill = parser.add_argument_group("distillation (soft targets from trained teachers)")
+    distill.add_argument("--distill-from", metavar="MODELS",
+                         help="comma-separated trained teachers (zoo ids, folders, Hub ids) with the dataset's labels")
+    distill.add_argument("--distill-weight", type=float, default=0.5,
+                         help="share of each training target taken from the teachers' mean probabilities")
+    distill.add_argument("--distill-temperature", type=float, default=1.0,
+                         help="temperature of the teachers' softmax")
     train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
     train.add_argument("--logging-steps", type=int, default=50)
     hub = parser.add_argument_group("hub")
@@ -218,6 +226,18 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
     return facts
 
 
+def distill_into(args: argparse.Namespace, data: FerData, batch_size: int) -> Distillation | None:
+    """With --distill-from, replace the training labels by the blend of truth and teachers."""
+    if not args.distill_from:
+        return None
+    distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature)
+    probabilities = teacher_probabilities(data, distillation, batch_size)
+    agreement = float((probabilities.argmax(axis=1) == data.train.hard_labels()).mean())
+    print(f"[distill] teachers agree with {agreement:.2%} of the training labels", flush=True)
+    data.train.labels = distilled_targets(data.train.labels, probabilities, distillation.weight)
+    return distillation
+
+
 def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command: str,
               callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train, pick the best epoch on validation, measure validation and test, write the Hub folder."""
@@ -242,6 +262,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     processor = model.image_processor()
+    distillation = distill_into(args, data, targs.per_device_eval_batch_size)
     sessions = SessionsCallback(output_dir)
     all_callbacks = [LogFilesCallback(output_dir), sessions, *callbacks]
     if args.time_budget:
@@ -295,6 +316,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         "test_macro_f1": reports["test"]["macro_f1"], "skipped_entries": len(data.problems),
         "temperature": model.config.calibration_temperature, "test_ece_before": calibration["test"]["ece_before"],
         "test_ece_after": calibration["test"]["ece_after"],
+        "distillation": distillation.describe() if distillation else None,
     }
     (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     training_facts = describe_recipe(recipe, targs, data) | {
@@ -302,6 +324,8 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         "wall time": f"{total_wall / 60:.1f} min on {'GPU' if torch.cuda.is_available() else 'CPU'}"
                      + (f" in {len(sessions.sessions)} sessions (resumed)" if len(sessions.sessions) > 1 else ""),
         "command": f"`{command}`"}
+    if distillation:
+        training_facts["knowledge distillation"] = distillation.describe()
     write_model_card(staging, name=args.hub_model_id or output_dir.name, model=model,
                      data_description=data.description, reports=reports, initialisation=loaded.initialisation,
                      training=training_facts)

@@ -1,0 +1,88 @@
+"""Knowledge distillation as soft targets: teacher logits in the dataset's label order, cached once
+per teacher revision, blended with the truth, and carried through a training run into its card."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_training_runs import DATA, TINY, tiny_args
+
+from hub_models.loading import load_model
+from training import finetune
+from training.data import DataError, Split, load_data
+from training.distill import Distillation, distilled_targets, teacher_logits
+from training.evaluation import predict_logits
+from training.inputs import FaceDataset
+
+pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(),
+                                reason=f"FER2013 not found under {DATA} (set FER_DATA_DIR)")
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "patt_lite"
+    finetune.run(tiny_args("patt_lite", out, rows=64))
+    return out
+
+
+def test_blend_keeps_distributions_and_weights_the_truth():
+    probabilities = np.array([[0.2, 0.8], [0.5, 0.5]], dtype=np.float32)
+    blended = distilled_targets(np.array([0, 1]), probabilities, weight=0.25)
+    np.testing.assert_allclose(blended, [[0.8, 0.2], [0.125, 0.875]])
+    np.testing.assert_allclose(distilled_targets(np.array([[0.4, 0.6]]), probabilities[:1], 1.0), probabilities[:1])
+
+
+def test_teacher_logits_follow_the_datasets_label_order_and_are_cached(teacher, tmp_path):
+    data = load_data("fer2013", limit=24)
+    model = load_model(str(teacher)).model
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        direct = predict_logits(model, FaceDataset(data.train))
+    first = teacher_logits(str(teacher), data, cache=tmp_path)
+    np.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-5)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    # The same faces under the reversed label order: the columns follow the dataset's names.
+    reversed_labels = tuple(reversed(data.labels))
+    mapped = dataclasses.replace(data, labels=reversed_labels,
+                                 train=Split(data.train.images, len(data.labels) - 1 - data.train.labels,
+                                             data.train.sources))
+    np.testing.assert_allclose(teacher_logits(str(teacher), mapped, cache=tmp_path), first[:, ::-1])
+    # A second call is served from the cache (same file count, same numbers).
+    np.testing.assert_array_equal(teacher_logits(str(teacher), data, cache=tmp_path), first)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_a_distilled_run_records_its_teachers(teacher, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "student"
+    summary = finetune.run(["--model", "patt_lite", *TINY["patt_lite"], "--dataset", "fer2013", "--limit", "32",
+                            "--max-steps", "2", "--batch-size", "16", "--threads", "1", "--output-dir", str(out),
+                            "--distill-from", str(teacher), "--distill-weight", "0.7", "--distill-temperature", "2"])
+    assert "teachers agree with" in capsys.readouterr().out
+    assert str(teacher) in summary["distillation"] and "0.7 × mean softmax(logits / 2)" in summary["distillation"]
+    assert json.loads((out / "run_summary.json").read_text())["distillation"] == summary["distillation"]
+    assert "knowledge distillation" in (out / "README.md").read_text()
+    assert list((tmp_path / "cache" / "teachers").glob("*.npy"))
+
+
+@pytest.mark.parametrize(("spec", "weight", "message"), [
+    ("patt_lite", 0.5, "must be a trained model"),
+    ("{teacher}", 0.0, "--distill-weight must be in (0, 1]"),
+])
+def test_bad_distillation_settings_are_named(teacher, tmp_path, spec, weight, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        finetune.run(["--model", "patt_lite", *TINY["patt_lite"], "--dataset", "fer2013", "--limit", "16",
+                      "--max-steps", "1", "--threads", "1", "--output-dir", str(tmp_path / "x"),
+                      "--distill-from", spec.format(teacher=teacher), "--distill-weight", str(weight)])
+    with pytest.raises(DataError, match="at least one trained model"):
+        Distillation(())

@@ -1,0 +1,102 @@
+"""Knowledge distillation as soft targets: the training labels become a blend of the true label and
+the averaged class probabilities of one or more trained teachers.
+
+Writing the teacher's knowledge into the labels, rather than running the teacher beside the
+student, costs one pass over the training split per teacher (cached on disk under the teacher's
+revision, so a resumed run or a second student pays nothing) and reuses the soft-label path that
+FERPlus vote distributions already take: label smoothing and mixup/cutmix then mix the blended
+targets like any others. The teachers see the un-augmented faces; a horizontal flip or a small warp
+does not change a face's expression, and cutmix mixes the targets with the pixels.
+
+This is soft-target distillation at temperature ``T`` on the teacher side only (the student is
+trained at T = 1 with cross-entropy against the blend), so a temperature above 1 also makes the
+student less confident; the temperature fitted after training corrects for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hub_models.loading import load_model
+
+from .calibration import softmax
+from .data import DataError, FerData, cache_dir
+from .evaluation import label_index_map, predict_logits
+from .inputs import FaceDataset
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Which teachers, how much of the target they take, and at what temperature."""
+
+    teachers: tuple[str, ...]
+    weight: float = 0.5
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.teachers:
+            raise DataError("--distill-from needs at least one trained model (zoo id, folder or Hub id)")
+        if not 0.0 < self.weight <= 1.0:
+            raise DataError(f"--distill-weight must be in (0, 1], got {self.weight}")
+        if self.temperature <= 0:
+            raise DataError(f"--distill-temperature must be positive, got {self.temperature}")
+
+    def describe(self) -> str:
+        return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(self.teachers)} "
+                f"+ {1 - self.weight:g} × the true label (teacher logits on the un-augmented training faces)")
+
+
+def teacher_logits(spec: str, data: FerData, batch_size: int = 64, cache: Path | None = None) -> np.ndarray:
+    """One teacher's logits on the training split, columns in the dataset's label order.
+
+    Cached under a key of the teacher's revision and the training split's content, so a changed
+    teacher or dataset is never served stale logits."""
+    loaded = load_model(spec)
+    if not loaded.trained:
+        raise DataError(f"--distill-from {spec}: the teacher must be a trained model, not fresh weights")
+    to_data_index = label_index_map(loaded.labels, data.labels)
+    split = data.train
+    digest = hashlib.sha256()
+    digest.update(json.dumps([spec, loaded.revision, data.name, len(split)]).encode())
+    digest.update(np.ascontiguousarray(split.hard_labels()).tobytes())
+    if isinstance(split.images, np.ndarray):
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+    else:
+        digest.update("\n".join(map(str, split.images)).encode())
+    path = (cache or cache_dir() / "teachers") / f"{digest.hexdigest()[:32]}.npy"
+    if path.is_file():
+        logits = np.load(path)
+    else:
+        print(f"[distill] {spec}: logits on {len(split)} training faces (cached in {path.parent})", flush=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+            logits = predict_logits(loaded.model, FaceDataset(split), batch_size).astype(np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, logits)
+        partial.replace(path)
+    ordered = np.empty_like(logits)
+    ordered[:, to_data_index] = logits
+    return ordered
+
+
+def teacher_probabilities(data: FerData, distillation: Distillation, batch_size: int = 64,
+                          cache: Path | None = None) -> np.ndarray:
+    """The teachers' mean class probabilities on the training split (N × classes, dataset order)."""
+    return np.mean([softmax(teacher_logits(spec, data, batch_size, cache), distillation.temperature)
+                    for spec in distillation.teachers], axis=0)
+
+
+def distilled_targets(labels: np.ndarray, probabilities: np.ndarray, weight: float) -> np.ndarray:
+    """Class indices or label distributions blended with the teachers' probabilities (rows sum to 1)."""
+    truth = labels if labels.ndim == 2 else np.eye(probabilities.shape[1], dtype=np.float32)[labels]
+    return ((1 - weight) * truth + weight * probabilities).astype(np.float32)
+
+
+def parse_teachers(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
