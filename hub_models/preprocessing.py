@@ -18,8 +18,12 @@ import torch
 
 def pixel_values(processor: Any, images: Any) -> torch.Tensor:
     """uint8 faces — one H×W×3 array, a C×H×W tensor, a stacked B×C×H×W tensor or a list — →
-    B×3×S×S float tensor, resized, rescaled and normalised as the processor's config says."""
-    return processor(images=images, return_tensors="pt")["pixel_values"]
+    B×3×S×S float tensor, resized, rescaled and normalised as the processor's config says.
+
+    On CPU, transformers processes a batch one image at a time unless told to group images of one
+    shape (``disable_grouping=False``): the same numbers, 20× faster for a batch of 64 FER2013
+    crops (≈ 100 ms → 5 ms), which was a third of a PAtt-Lite training step."""
+    return processor(images=images, return_tensors="pt", disable_grouping=False)["pixel_values"]
 
 
 def face_as_seen(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -66,3 +66,15 @@ def test_engine_probabilities_are_the_models_on_the_training_pixels(loaded):
                                          assume_face=True)
     measured = list(result.faces[0].models[loaded.name].probabilities.values())
     np.testing.assert_allclose(measured, expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "size"), [((8, 1, 48, 48), 64), ((8, 3, 80, 80), 48), ((8, 3, 64, 64), 64)])
+def test_a_batch_gives_the_numbers_of_one_image_at_a_time(shape, size):
+    """`pixel_values` groups a batch by shape (transformers' CPU default is one image at a time):
+    the grouped batch must equal the processor's own per-image result."""
+    from hub_models.preprocessing import pixel_values
+
+    processor = load_model("patt_lite" if size >= 64 else "attention_cnn", image_size=size).processor
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8))
+    one_by_one = torch.cat([processor(images=image, return_tensors="pt")["pixel_values"] for image in images])
+    torch.testing.assert_close(pixel_values(processor, images), one_by_one, atol=0, rtol=0)
