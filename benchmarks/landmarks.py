@@ -10,7 +10,7 @@ Photos: the app's public-domain examples, plus `--ckplus N` CK+ faces (48 px, fr
 upscaled and pasted into a larger canvas, so that the detector sees them with context.
 
     python benchmarks/landmarks.py --detectors retinaface yunet --ckplus 40
-    python benchmarks/landmarks.py --model fer-workbench/patt-lite-fer2013 --detectors retinaface
+    python benchmarks/landmarks.py --models fer-workbench/patt-lite-fer2013 --detectors retinaface
 
 A benchmark, not a test: it prints a markdown table of medians and shares.
 """
@@ -31,23 +31,28 @@ import numpy as np
 import torch
 
 from hub_models import zoo
-from workbench import Detection, align_face, get_detector, load_image, load_model, prepare_face
+from workbench import Detection, align_face, get_detector, load_image, load_model, prepare_face, short_model_name
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "spaces" / "examples"
 TRANSFORMS = {"rotate -15°": (-15, 1.0, (0, 0), False), "rotate -10°": (-10, 1.0, (0, 0), False),
               "rotate -5°": (-5, 1.0, (0, 0), False), "rotate +5°": (5, 1.0, (0, 0), False),
               "rotate +10°": (10, 1.0, (0, 0), False), "rotate +15°": (15, 1.0, (0, 0), False),
               "scale 0.7": (0, 0.7, (0, 0), False), "scale 1.3": (0, 1.3, (0, 0), False),
-              "shift 8 %": (0, 1.0, (0.08, -0.05), False), "mirror": (0, 1.0, (0, 0), True)}
+              "shift 8 %": (0, 1.0, (0.08, -0.05), False), "mirror": (0, 1.0, (0, 0), True),
+              # The model's own sensitivity: how often a prediction changes when nothing but the pixel
+              # grid moves (the ceiling for "prediction unchanged" under any transform).
+              "shift 1 px": (0, 1.0, (1, 0), False)}
 FACE_SIDE = 64
 
 
 def transform_matrix(size: tuple[int, int], degrees: float, scale: float, shift: tuple[float, float],
                      mirror: bool) -> np.ndarray:
-    """2×3 matrix of the known transform about the image centre (degrees counter-clockwise)."""
+    """2×3 matrix of the known transform about the image centre (degrees counter-clockwise); a shift
+    below 1 is a share of the side, 1 or more is pixels."""
     height, width = size
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
-    matrix[:, 2] += (shift[0] * width, shift[1] * height)
+    matrix[:, 2] += [value if abs(value) >= 1 else value * side for value, side in zip(shift, (width, height),
+                                                                                         strict=True)]
     if mirror:
         matrix = np.array([[-1.0, 0, width], [0, 1, 0]]) @ np.vstack([matrix, [0, 0, 1]])
     return matrix
@@ -86,14 +91,14 @@ def pasted_ckplus(count: int, seed: int = 0) -> list[np.ndarray]:
     return photos
 
 
-def measure(detector, photos: list[np.ndarray], model) -> dict[str, list[float]]:
-    rows: dict[str, list[float]] = {}
+def measure(detector, photos: list[np.ndarray], models: list) -> dict[str, list[tuple]]:
+    rows: dict[str, list[tuple]] = {}
     for rgb in photos:
         original = largest(detector, rgb)
         if original is None:
             continue
         reference = align_face(rgb, original.landmarks, "fer2013", FACE_SIDE).image
-        predicted = predict(model, rgb, original) if model is not None else None
+        predicted = [predict(model, rgb, original) for model in models]
         iod = float(np.linalg.norm(original.landmarks[1] - original.landmarks[0]))
         for name, (degrees, scale, shift, mirror) in TRANSFORMS.items():
             matrix = transform_matrix(rgb.shape[:2], degrees, scale, shift, mirror)
@@ -102,15 +107,16 @@ def measure(detector, photos: list[np.ndarray], model) -> dict[str, list[float]]
             found = largest(detector, warped)
             row = rows.setdefault(name, [])
             if found is None:
-                row.append(float("nan"))
+                row.append(None)
                 continue
             expected = moved(original.landmarks, matrix, mirror)
             error = float(np.linalg.norm(found.landmarks - expected, axis=1).mean() / (iod * scale))
             aligned = align_face(warped, found.landmarks, "fer2013", FACE_SIDE).image
             if mirror:
                 aligned = aligned[:, ::-1]
-            same = predict(model, warped, found) == predicted if model is not None else float("nan")
-            row.append((error, correlation(reference, aligned), float(same)))
+            same = [float(predict(model, warped, found) == before) for model, before in zip(models, predicted,
+                                                                                         strict=True)]
+            row.append((error, correlation(reference, aligned), *same))
     return rows
 
 
@@ -124,29 +130,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--detectors", nargs="+", default=["retinaface", "yunet"])
     parser.add_argument("--ckplus", type=int, default=0, help="also N CK+ faces pasted into canvases")
-    parser.add_argument("--model", default=None, help="model whose prediction is compared (default: first zoo model)")
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="models whose predictions are compared (default: the zoo's default models)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     photos = [np.asarray(load_image(path).rgb) for path in sorted(EXAMPLES.glob("*.jpg"))]
     photos += pasted_ckplus(args.ckplus) if args.ckplus else []
-    spec = args.model or next(iter(zoo.default_ids()), None)
-    model = load_model(spec) if spec else None
+    specs = zoo.default_ids() if args.models is None else args.models
+    models = [load_model(spec) for spec in specs]
     print(f"{len(photos)} photos ({args.ckplus} pasted CK+); aligned faces: fer2013 template, {FACE_SIDE} px; "
-          f"prediction: {spec or 'none'}\n")
-    print("| detector | transform | faces | landmark error (median, × IOD) | mean error | aligned-face r (median) "
-          "| prediction unchanged |\n|---|---|---:|---:|---:|---:|---:|")
+          f"prediction unchanged: {', '.join(specs) or 'no model'}\n")
+    unchanged = "".join(f" unchanged, {short_model_name(spec)} |" for spec in specs)
+    print("| detector | transform | faces | landmark error (median, × IOD) | mean error | aligned-face r (median) |"
+          f"{unchanged}\n|---|---|---:|---:|---:|---:|" + "---:|" * len(specs))
     for name in args.detectors:
         detector = get_detector(name)
-        for transform, values in measure(detector, photos, model).items():
-            found = [v for v in values if isinstance(v, tuple)]
+        for transform, values in measure(detector, photos, models).items():
+            found = [v for v in values if v is not None]
             if not found:
-                print(f"| {name} | {transform} | 0/{len(values)} | – | – | – | – |")
+                print(f"| {name} | {transform} | 0/{len(values)} | – | – | – |" + " – |" * len(specs))
                 continue
-            errors, correlations, same = zip(*found, strict=True)
+            errors, correlations, *same = zip(*found, strict=True)
+            shares = "".join(f" {100 * statistics.fmean(kept):.1f}% |" for kept in same)
             print(f"| {name} | {transform} | {len(found)}/{len(values)} | {statistics.median(errors):.3f} | "
-                  f"{statistics.fmean(errors):.3f} | {statistics.median(correlations):.3f} | "
-                  f"{100 * statistics.fmean(same):.0f}% |", flush=True)
+                  f"{statistics.fmean(errors):.3f} | {statistics.median(correlations):.3f} |{shares}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Each architecture adds one function to `ARCHITECTURE_SECTIONS`, keyed by its ``m
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from .counting import keras_parameter_count, parameter_count
@@ -55,7 +56,9 @@ def _swin_ema(config: FerConfig) -> list[str]:
     parts = {(False, False): "Swin-T baseline", (False, True): "Swin-T + EMA", (True, False): "Swin-T + SPST",
              (True, True): "Swin-T + SPST + EMA (the proposed model)"}
     ema = f", EMA after stage {config.ema_stage}" if config.use_ema else ""
-    layer = "`spst.converter.conv` (512×7×7)" if config.use_spst else "`norm` over the 7×7 tokens"
+    grid = config.image_size // config.patch_size // 8  # three patch mergings after the 4-px patches
+    layer = (f"`spst.converter.conv` ({config.spst_dim}×{grid}×{grid})" if config.use_spst
+             else f"`norm` over the {grid}×{grid} tokens")
     return ["Lightweight Swin-T + SPST + EMA (Li et al., Opto-Electronic Engineering 2025; spec §5): Swin-T, "
             "stage 4 replaced by SPST (SparseSwin's SparTa block), EMA on a post-merging map.",
             f"- variant: {parts[(config.use_spst, config.use_ema)]}{ema}; the layout is the spec's "
@@ -92,4 +95,24 @@ def architecture_section(model) -> str:
         return ""
     counts = (f"- parameters: {parameter_count(model):,} (Keras-style count with BN statistics: "
               f"{keras_parameter_count(model):,})")
-    return "\n".join(["## Architecture", "", *describe(model.config), counts]) + "\n"
+    return "\n".join(["## Architecture", "", *describe(model.config), paper_differences(model.config), counts]) + "\n"
+
+
+NOT_ARCHITECTURE = {"self", "kwargs", "num_labels", "id2label", "label2id", "calibration_temperature"}
+
+
+def paper_differences(config: FerConfig) -> str:
+    """Which of the architecture's settings this checkpoint changes from the paper's (the config
+    class's defaults hold the paper's configuration), so a card never passes a smaller or faster
+    variant off as the published model."""
+    paper = type(config)()
+    names = [name for name in inspect.signature(type(config).__init__).parameters if name not in NOT_ARCHITECTURE]
+    changed = [f"`{name}={getattr(config, name)!r}` (paper: {getattr(paper, name)!r})" for name in names
+               if hasattr(paper, name) and _plain(getattr(config, name)) != _plain(getattr(paper, name))]
+    if not changed:
+        return "- configuration: the paper's (the architecture's defaults)"
+    return "- differs from the paper's configuration (the architecture's defaults): " + ", ".join(changed)
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value

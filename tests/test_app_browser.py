@@ -17,6 +17,11 @@ from hub_models import FER2013_LABELS  # noqa: E402
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 LABELS = re.compile("|".join(FER2013_LABELS))
+# The models the page opens on. The tests use two untrained architectures (fast); the README's
+# screenshots are taken with the trained zoo (FER_APP_MODELS=fer-workbench/…), and the checks
+# below follow whichever models are configured.
+MODELS = [spec.strip() for spec in os.environ["FER_APP_MODELS"].split(",") if spec.strip()]
+UNTRAINED = [slot for slot, spec in enumerate(MODELS[:3]) if "/" not in spec]
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +69,16 @@ def test_upload_compare_shows_labels_and_overlays(app_page, tmp_path):
         expect(page.locator(f"#model-{slot}-label .output-class")).to_have_text(LABELS, timeout=120_000)
         page.locator(f"#model-{slot}-cam img").first.wait_for(state="visible")
         page.locator(f"#model-{slot}-native img").first.wait_for(state="visible")
-    expect(page.locator("#model-0-head")).to_contain_text("patt_lite")
-    expect(page.locator("#model-1-head")).to_contain_text("untrained")
+    expect(page.locator("#model-0-head")).to_contain_text(MODELS[0].rsplit("/", 1)[-1])
+    for slot in UNTRAINED:
+        expect(page.locator(f"#model-{slot}-head")).to_contain_text("untrained")
     expect(page.locator("#model-2-head")).to_be_hidden()
     expect(page.locator("#status")).to_contain_text("1 face analysed")
     page.locator("#faces-image img").first.wait_for(state="visible")
     page.locator("#regions-plot img").first.wait_for(state="visible")
     expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=120_000)
-    # Both models are untrained here: their top class is greyed and not bold.
-    for slot in (0, 1):
+    # An untrained model's top class is greyed and not bold.
+    for slot in UNTRAINED:
         weight = page.locator(f"#model-{slot}-label .output-class").evaluate("e => getComputedStyle(e).fontWeight")
         assert int(weight) < 600, f"model {slot}: an untrained prediction is drawn bold ({weight})"
     page.locator("#reading-guide").get_by_text("How to read this").click()
@@ -110,7 +116,7 @@ def test_webcam_stream_with_fake_camera(app_page, tmp_path):
     page.get_by_text("Click to Access Webcam").locator("visible=true").first.click()
     page.locator("#webcam-input").get_by_role("button", name=re.compile("record|capture", re.I)).first.click()
     page.locator("#live-output img").first.wait_for(state="visible", timeout=120_000)
-    expect(page.locator("#live-summary")).to_contain_text("patt_lite", timeout=60_000)
+    expect(page.locator("#live-summary")).to_contain_text(MODELS[0].rsplit("/", 1)[-1], timeout=60_000)
     save_screenshot(page, tmp_path, "webcam_desktop.png")
 
 
@@ -153,3 +159,59 @@ def test_phone_width_reaches_every_tab(chromium, app_url, tmp_path):  # noqa: F8
     expect(page.locator("#models")).to_be_visible(timeout=60_000)
     save_screenshot(page, tmp_path, "compare_phone.png")
     context.close()
+
+
+def test_compare_probes_fill_their_tables(app_page, tmp_path):
+    page = app_page
+    page.locator("#examples button").first.click()
+    expect(page.locator("#faithfulness-table")).to_contain_text("ROAD MoRF", timeout=180_000)
+    page.locator("#probe-btn").click()
+    expect(page.locator("#probe-table")).to_contain_text("mouth", timeout=180_000)
+    page.locator("#robust-btn").click()
+    expect(page.locator("#robust-table")).to_contain_text("sunglasses", timeout=180_000)
+    page.locator("#probe-table").scroll_into_view_if_needed()
+    save_screenshot(page, tmp_path, "probes_desktop.png")
+
+
+def test_video_tab_explains_an_uploaded_clip(app_page, tmp_path):
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    clip = tmp_path / "drift.avi"
+    photo = np.asarray(Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB").resize((320, 400)))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (280, 360))
+    for index in range(10):
+        writer.write(np.ascontiguousarray(photo[20:380, 2 * index:2 * index + 280, ::-1]))
+    writer.release()
+    page = app_page
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(clip))
+    page.locator("#video-btn").click()
+    expect(page.locator("#video-status")).to_contain_text("frames explained", timeout=180_000)
+    expect(page.locator("#video-status")).to_contain_text("1 face track")
+    page.locator("#video-output video").first.wait_for(state="visible", timeout=60_000)
+    page.locator("#video-timeline img").first.wait_for(state="visible", timeout=60_000)
+    save_screenshot(page, tmp_path, "video_desktop.png")
+
+
+def test_dataset_tab_draws_the_atlas_and_probes_the_models(app_page, tmp_path):
+    from training.data import DataError, default_data_dir, find_fer2013_csv
+
+    try:
+        find_fer2013_csv(default_data_dir())
+    except DataError as error:
+        pytest.skip(f"FER2013 not available: {error}")
+    page = app_page
+    page.get_by_role("tab", name="Dataset").click()
+    for slider, value in (("#atlas-per-class", "5"), ("#probe-count", "5")):
+        number = page.locator(f"{slider} input[type=number]")
+        number.fill(value)
+        number.press("Enter")
+    page.locator("#atlas-btn").click()
+    page.locator("#atlas-plot img").first.wait_for(state="visible", timeout=180_000)
+    expect(page.locator("#atlas-table")).to_contain_text("disgust", timeout=60_000)
+    page.locator("#probes-btn").click()
+    expect(page.locator("#probes-table")).to_contain_text("blur", timeout=180_000)
+    page.locator("#atlas-plot").scroll_into_view_if_needed()
+    save_screenshot(page, tmp_path, "atlas_desktop.png")

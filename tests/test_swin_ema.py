@@ -160,3 +160,13 @@ def test_model_card_section_names_the_ablation() -> None:
         baseline = architecture_section(SwinEmaForImageClassification(SwinEmaConfig(use_spst=False, use_ema=False)))
     assert "SPST + EMA (the proposed model), EMA after stage 2" in proposed and "23,186,739" in proposed
     assert "Swin-T baseline" in baseline and "27,524,737" in baseline
+
+
+def test_model_card_names_what_differs_from_the_paper() -> None:
+    from hub_models.model_cards import architecture_section
+
+    with torch.device("meta"):
+        paper = architecture_section(SwinEmaForImageClassification(SwinEmaConfig()))
+        small = architecture_section(SwinEmaForImageClassification(SwinEmaConfig(image_size=64, window_size=4)))
+    assert "configuration: the paper's" in paper and "(512×7×7)" in paper
+    assert "`window_size=4` (paper: 7), `image_size=64` (paper: 224)" in small and "(512×2×2)" in small
