@@ -13,8 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
-from test_training_runs import TINY, Interrupt, StepRecorder
+from test_training_runs import TINY, Interrupt, StepRecorder, restore_torch_threads  # noqa: F401 (autouse)
 from transformers import TrainerCallback
 
 from training import evaluate, finetune, metrics
@@ -30,14 +29,6 @@ def tiny(out: Path, *extra: str) -> list[str]:
     """32 rows in batches of 16: two optimizer steps per epoch."""
     return ["--model", "patt_lite", *TINY["patt_lite"], "--dataset", "fer2013", "--limit", "32",
             "--batch-size", "16", "--epochs", "1", "--threads", "1", "--output-dir", str(out), *extra]
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """finetune --threads sets the process-wide torch thread count; give the other tests theirs back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

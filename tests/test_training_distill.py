@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_training_runs import DATA, TINY, tiny_args
+from test_training_runs import DATA, TINY, restore_torch_threads, tiny_args  # noqa: F401 (autouse fixture)
 
 from hub_models.loading import load_model
 from training import finetune
@@ -20,13 +20,6 @@ from training.inputs import FaceDataset
 
 pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(),
                                 reason=f"FER2013 not found under {DATA} (set FER_DATA_DIR)")
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
