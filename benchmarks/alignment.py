@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2
 import numpy as np
 import torch
+from landmarks import predict  # the sibling benchmark (this folder is on sys.path when run as a script)
 
-from workbench import Detection, canonical, get_detector, load_image, load_model, prepare_face, test_faces
+from workbench import Detection, canonical, get_detector, load_image, load_model, test_faces
 
 UPSCALE = 4
 MARGIN = 0.75  # canvas margin on each side, as a share of the upscaled face
@@ -40,12 +41,6 @@ def as_photo(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.repeat(canvas[..., None], 3, axis=2)
 
 
-def predict(loaded, rgb: np.ndarray, detection: Detection, whole_image: bool) -> int:
-    _, pixels = prepare_face(loaded, rgb, detection, whole_image=whole_image)
-    with torch.inference_mode():
-        return int(loaded.model(pixel_values=pixels).logits.argmax())
-
-
 def labelled_faces(fer2013: int, ckplus: bool) -> dict[str, list[tuple[np.ndarray, str]]]:
     sets: dict[str, list[tuple[np.ndarray, str]]] = {}
     if fer2013:
@@ -53,10 +48,10 @@ def labelled_faces(fer2013: int, ckplus: bool) -> dict[str, list[tuple[np.ndarra
         sets[f"FER2013 PrivateTest (first {len(faces)})"] = [
             (np.asarray(image), faces.labels[label]) for image, label in zip(faces.images, faces.truth, strict=True)]
     if ckplus:
-        from training.data import default_data_dir
+        from training.data import ckplus_paths
 
-        files = sorted((default_data_dir() / "ckplus48").glob("*/*.png"))
-        sets["CK+ (48 px, all folds)"] = [(np.asarray(load_image(p).rgb)[..., 0], p.parent.name) for p in files]
+        sets["CK+ (48 px, all folds)"] = [(np.asarray(load_image(path).rgb)[..., 0], path.parent.name)
+                                         for path in ckplus_paths()]
     return sets
 
 

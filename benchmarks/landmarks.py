@@ -77,9 +77,9 @@ def correlation(first: np.ndarray, second: np.ndarray) -> float:
 
 def pasted_ckplus(count: int, seed: int = 0) -> list[np.ndarray]:
     """CK+ faces upscaled to 160 px and pasted at random places into 400×400 noisy canvases."""
-    from training.data import default_data_dir
+    from training.data import ckplus_paths
 
-    files = sorted((default_data_dir() / "ckplus48").glob("*/*.png"))
+    files = ckplus_paths()
     rng = np.random.default_rng(seed)
     photos = []
     for path in rng.choice(files, size=min(count, len(files)), replace=False):
@@ -120,8 +120,9 @@ def measure(detector, photos: list[np.ndarray], models: list) -> dict[str, list[
     return rows
 
 
-def predict(model, rgb: np.ndarray, detection: Detection) -> int:
-    _, pixels = prepare_face(model, rgb, detection, whole_image=False)
+def predict(model, rgb: np.ndarray, detection: Detection, whole_image: bool = False) -> int:
+    """The model's class index for the face, through the engine's one path to pixels."""
+    _, pixels = prepare_face(model, rgb, detection, whole_image=whole_image)
     with torch.no_grad():
         return int(model.model(pixel_values=pixels).logits.argmax())
 

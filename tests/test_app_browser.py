@@ -174,16 +174,10 @@ def test_compare_probes_fill_their_tables(app_page, tmp_path):
 
 
 def test_video_tab_explains_an_uploaded_clip(app_page, tmp_path):
-    import cv2
-    import numpy as np
-    from PIL import Image
+    from test_workbench_video import drifting_clip
 
-    clip = tmp_path / "drift.webm"  # VP8: the browser previews the upload too
-    photo = np.asarray(Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB").resize((320, 400)))
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10, (280, 360))
-    for index in range(10):
-        writer.write(np.ascontiguousarray(photo[20:380, 2 * index:2 * index + 280, ::-1]))
-    writer.release()
+    # VP8: the browser previews the upload too
+    clip = drifting_clip(EXAMPLES / "grace_hopper.jpg", tmp_path / "drift.webm", frames=10, fourcc="VP80")
     page = app_page
     page.get_by_role("tab", name="Video").click()
     page.locator("#video-input input[type=file]").set_input_files(str(clip))

@@ -22,16 +22,20 @@ from workbench.video import CSV_NAME, TIMELINE_NAME, VIDEO_NAME, FaceTracker, ex
 PHOTO = Path(os.path.dirname(matplotlib.__file__)) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """20 frames at 10 fps of the photo drifting sideways (MJPEG in AVI: any OpenCV reads it)."""
-    path = tmp_path_factory.mktemp("video") / "drift.avi"
-    photo = np.asarray(Image.open(PHOTO).convert("RGB").resize((320, 400)))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (280, 360))
-    for index in range(20):
-        writer.write(np.ascontiguousarray(photo[20:380, 2 * index:2 * index + 280, ::-1]))
+def drifting_clip(photo: Path, path: Path, frames: int = 20, fourcc: str = "MJPG") -> Path:
+    """`frames` frames at 10 fps of `photo` drifting sideways, 280×360 (MJPEG in AVI: any OpenCV
+    reads it; VP8 in WebM: a browser plays it too)."""
+    picture = np.asarray(Image.open(photo).convert("RGB").resize((320, 400)))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (280, 360))
+    for index in range(frames):
+        writer.write(np.ascontiguousarray(picture[20:380, 2 * index:2 * index + 280, ::-1]))
     writer.release()
     return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return drifting_clip(PHOTO, tmp_path_factory.mktemp("video") / "drift.avi")
 
 
 def test_a_face_keeps_its_id_and_every_output_is_written(clip: Path, tmp_path: Path) -> None:

@@ -42,9 +42,9 @@ def crop_landmarks(detector, gray: np.ndarray) -> np.ndarray | None:
 def dataset_crops(name: str, count: int) -> list[np.ndarray]:
     if name == "fer2013":
         return [np.asarray(image) for image in test_faces("fer2013", count).images]
-    from training.data import default_data_dir
+    from training.data import ckplus_paths
 
-    files = sorted((default_data_dir() / "ckplus48").glob("*/*.png"))[:: max(1, 900 // max(count, 1))][:count]
+    files = ckplus_paths()[:: max(1, 900 // max(count, 1))][:count]
     return [np.asarray(load_image(path).rgb)[..., 0] for path in files]
 
 

@@ -279,10 +279,21 @@ def _read_gray(paths: Sequence[Path]) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("L").resize((FER_SIDE, FER_SIDE))) for p in paths])
 
 
+def ckplus_root(data_dir: Path | None = None) -> Path:
+    """The CK+ folder (``<class>/<image>``): ``ckplus48`` under the data root, or the root itself."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return root / "ckplus48" if (root / "ckplus48").is_dir() else root
+
+
+def ckplus_paths(data_dir: Path | None = None) -> list[Path]:
+    """Every CK+ image path, sorted (class folder, then file name): for benchmarks and pictures
+    that take the faces without folds; training reads them through `load_ckplus`."""
+    return sorted(ckplus_root(data_dir).glob("*/*.png"))
+
+
 def load_ckplus(data_dir: Path, fold: int = 0, n_folds: int = 10, on_bad: str = "error") -> FerData:
     """Fold `fold` is the test set, the next fold the validation set, the others train."""
-    root = Path(data_dir)
-    root = root / "ckplus48" if (root / "ckplus48").is_dir() else root
+    root = ckplus_root(data_dir)
     if not root.is_dir():
         raise DataError(f"CK+ folder not found: {root} (set FER_DATA_DIR or pass --data-dir)")
     problems: list[str] = []

@@ -28,6 +28,7 @@ from hub_models.loading import load_model
 from .calibration import softmax
 from .data import DataError, FerData, cache_dir
 from .evaluation import label_index_map, predict_logits
+from .files import write_atomically
 from .inputs import FaceDataset
 
 
@@ -77,12 +78,15 @@ def teacher_logits(spec: str, data: FerData, batch_size: int = 64, cache: Path |
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
             logits = predict_logits(loaded.model, FaceDataset(split), batch_size).astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial.npy")
-        np.save(partial, logits)
-        partial.replace(path)
+        write_atomically(path, lambda temporary: _save_array(temporary, logits))
     ordered = np.empty_like(logits)
     ordered[:, to_data_index] = logits
     return ordered
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:  # a file handle: np.save would add ".npy" to a path
+        np.save(handle, array)
 
 
 def teacher_probabilities(data: FerData, distillation: Distillation, batch_size: int = 64,

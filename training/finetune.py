@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--compile", action=argparse.BooleanOptionalAction,
                        help="torch.compile the model (default: the recipe's)")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
+    train.add_argument("--logging-steps", type=int, default=50)
     distill = parser.add_argument_group("distillation (soft targets from trained teachers)")
     distill.add_argument("--distill-from", metavar="MODELS",
                          help="comma-separated trained teachers (zoo ids, folders, Hub ids) with the dataset's labels")
@@ -107,8 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of each training target taken from the teachers' mean probabilities")
     distill.add_argument("--distill-temperature", type=float, default=1.0,
                          help="temperature of the teachers' softmax")
-    train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
-    train.add_argument("--logging-steps", type=int, default=50)
     hub = parser.add_argument_group("hub")
     hub.add_argument("--push-to-hub", action="store_true", help="upload the finished folder to the Hub")
     hub.add_argument("--hub-model-id", help="org/name to push to")
