@@ -41,7 +41,8 @@ def test_teacher_logits_follow_the_datasets_label_order_and_are_cached(teacher, 
     model = load_model(str(teacher)).model
     with torch.autocast("cpu", dtype=torch.bfloat16):
         direct = predict_logits(model, FaceDataset(data.train))
-    first = teacher_logits(str(teacher), data, cache=tmp_path)
+    first, revision = teacher_logits(str(teacher), data, cache=tmp_path)
+    assert revision == load_model(str(teacher)).revision
     np.testing.assert_allclose(first, direct, rtol=1e-5, atol=1e-5)
     assert len(list(tmp_path.glob("*.npy"))) == 1
     # The same faces under the reversed label order: the columns follow the dataset's names.
@@ -49,9 +50,9 @@ def test_teacher_logits_follow_the_datasets_label_order_and_are_cached(teacher, 
     mapped = dataclasses.replace(data, labels=reversed_labels,
                                  train=Split(data.train.images, len(data.labels) - 1 - data.train.labels,
                                              data.train.sources))
-    np.testing.assert_allclose(teacher_logits(str(teacher), mapped, cache=tmp_path), first[:, ::-1])
+    np.testing.assert_allclose(teacher_logits(str(teacher), mapped, cache=tmp_path)[0], first[:, ::-1])
     # A second call is served from the cache (same file count, same numbers).
-    np.testing.assert_array_equal(teacher_logits(str(teacher), data, cache=tmp_path), first)
+    np.testing.assert_array_equal(teacher_logits(str(teacher), data, cache=tmp_path)[0], first)
     assert len(list(tmp_path.glob("*.npy"))) == 2
 
 
@@ -62,7 +63,9 @@ def test_a_distilled_run_records_its_teachers(teacher, tmp_path, monkeypatch, ca
                             "--max-steps", "2", "--batch-size", "16", "--threads", "1", "--output-dir", str(out),
                             "--distill-from", str(teacher), "--distill-weight", "0.7", "--distill-temperature", "2"])
     assert "teachers agree with" in capsys.readouterr().out
-    assert str(teacher) in summary["distillation"] and "0.7 × mean softmax(logits / 2)" in summary["distillation"]
+    revision = load_model(str(teacher)).revision
+    assert f"{teacher} (revision {revision[:12]})" in summary["distillation"]
+    assert "0.7 × mean softmax(logits / 2)" in summary["distillation"]
     assert json.loads((out / "run_summary.json").read_text())["distillation"] == summary["distillation"]
     assert "knowledge distillation" in (out / "README.md").read_text()
     assert list((tmp_path / "cache" / "teachers").glob("*.npy"))

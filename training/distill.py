@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class Distillation:
     teachers: tuple[str, ...]
     weight: float = 0.5
     temperature: float = 1.0
+    revisions: tuple[str | None, ...] = ()  # the teachers' weights as used, once their logits are computed
 
     def __post_init__(self) -> None:
         if not self.teachers:
@@ -49,12 +50,17 @@ class Distillation:
             raise DataError(f"--distill-temperature must be positive, got {self.temperature}")
 
     def describe(self) -> str:
-        return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(self.teachers)} "
+        """A zoo id names whichever checkpoint holds it today, so the revision pins the teacher used."""
+        named = [f"{spec} (revision {revision[:12]})" if revision else spec
+                 for spec, revision in zip(self.teachers, self.revisions or [None] * len(self.teachers), strict=True)]
+        return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(named)} "
                 f"+ {1 - self.weight:g} × the true label (teacher logits on the un-augmented training faces)")
 
 
-def teacher_logits(spec: str, data: FerData, batch_size: int = 64, cache: Path | None = None) -> np.ndarray:
-    """One teacher's logits on the training split, columns in the dataset's label order.
+def teacher_logits(spec: str, data: FerData, batch_size: int = 64,
+                   cache: Path | None = None) -> tuple[np.ndarray, str | None]:
+    """One teacher's logits on the training split, columns in the dataset's label order, and the
+    teacher's revision.
 
     Cached under a key of the teacher's revision and the training split's content, so a changed
     teacher or dataset is never served stale logits."""
@@ -81,7 +87,7 @@ def teacher_logits(spec: str, data: FerData, batch_size: int = 64, cache: Path |
         write_atomically(path, lambda temporary: _save_array(temporary, logits))
     ordered = np.empty_like(logits)
     ordered[:, to_data_index] = logits
-    return ordered
+    return ordered, loaded.revision
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -90,10 +96,13 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 
 def teacher_probabilities(data: FerData, distillation: Distillation, batch_size: int = 64,
-                          cache: Path | None = None) -> np.ndarray:
-    """The teachers' mean class probabilities on the training split (N × classes, dataset order)."""
-    return np.mean([softmax(teacher_logits(spec, data, batch_size, cache), distillation.temperature)
-                    for spec in distillation.teachers], axis=0)
+                          cache: Path | None = None) -> tuple[np.ndarray, Distillation]:
+    """The teachers' mean class probabilities on the training split (N × classes, dataset order),
+    and the distillation with the teachers' revisions recorded."""
+    computed = [teacher_logits(spec, data, batch_size, cache) for spec in distillation.teachers]
+    logits, revisions = zip(*computed, strict=True)
+    probabilities = np.mean([softmax(each, distillation.temperature) for each in logits], axis=0)
+    return probabilities, replace(distillation, revisions=tuple(revisions))
 
 
 def distilled_targets(labels: np.ndarray, probabilities: np.ndarray, weight: float) -> np.ndarray:

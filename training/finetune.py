@@ -231,7 +231,7 @@ def distill_into(args: argparse.Namespace, data: FerData, batch_size: int) -> Di
     if not args.distill_from:
         return None
     distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature)
-    probabilities = teacher_probabilities(data, distillation, batch_size)
+    probabilities, distillation = teacher_probabilities(data, distillation, batch_size)
     agreement = float((probabilities.argmax(axis=1) == data.train.hard_labels()).mean())
     print(f"[distill] teachers agree with {agreement:.2%} of the training labels", flush=True)
     data.train.labels = distilled_targets(data.train.labels, probabilities, distillation.weight)
