@@ -163,9 +163,7 @@ def _load_named(spec: str, overrides: dict[str, Any], labels: Sequence[str] | No
     if overrides.keys() - {"ignore_mismatched_sizes"} and not labels:
         raise ModelLoadError(f"config overrides only apply to architecture names, not to {spec!r}")
     if spec in zoo.model_ids():
-        loaded = _load_folder(zoo.folder(spec), spec, "zoo", labels, trust, overrides)
-        loaded.revision = zoo.revision(spec)
-        return loaded
+        return _load_folder(zoo.folder(spec), spec, "zoo", labels, trust, overrides)
     folder = _local_folder(spec, folders)
     if folder is not None:
         return _load_folder(folder, spec, "folder", labels, trust, overrides)
@@ -250,12 +248,16 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     if not type(model).__module__.startswith(f"{__package__}.") and not trust:
         raise ModelLoadError(f"{where} {spec!r} is not a FER Workbench model")
     new_head = "ignore_mismatched_sizes" in kwargs
-    origin = f"from the weights of {spec}" + (" (new classifier head)" if new_head else "")
+    # An id names whichever weights it holds today (zoo entries are replaced when retrained), so the
+    # sentence a model card keeps pins the revision: the zoo's, or the Hub snapshot's commit.
+    pinned = zoo.revision(spec) if kind == "zoo" else folder.name if kind == "hub" else None
+    origin = (f"from the weights of {spec}" + (f" (revision {pinned[:12]})" if pinned else "")
+              + (" (new classifier head)" if new_head else ""))
     if kind == "folder":
         origin += earlier_training(folder)
     shown_name = Path(spec).name if kind == "folder" else spec  # a folder is known by its own name
-    return LoadedModel(shown_name, model, kind, True, _weights_hash(folder / "model.safetensors"), origin, new_head,
-                       folder)
+    return LoadedModel(shown_name, model, kind, True, pinned or _weights_hash(folder / "model.safetensors"), origin,
+                       new_head, folder)
 
 
 def _unfinished_run(folder: Path) -> str | None:

@@ -247,6 +247,11 @@ def test_model_specs_load_or_fail_by_name(tmp_path, monkeypatch) -> None:
     assert loaded.kind == "folder" and loaded.trained and loaded.revision.startswith("sha256:")
     with pytest.raises(ModelLoadError, match="not a saved model"):
         load_model(tmp_path)
+    # A zoo id is pinned to the weights it holds today: the sentence a fine-tune's card keeps says which.
+    zoo_id = hub_models.zoo.model_ids()[0]
+    from_zoo = load_model(zoo_id)
+    assert from_zoo.revision == hub_models.zoo.revision(zoo_id)
+    assert from_zoo.initialisation == f"from the weights of {zoo_id} (revision {from_zoo.revision[:12]})"
 
 
 
