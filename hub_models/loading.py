@@ -251,13 +251,17 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     # An id names whichever weights it holds today (zoo entries are replaced when retrained), so the
     # sentence a model card keeps pins the revision: the zoo's, or the Hub snapshot's commit.
     pinned = zoo.revision(spec) if kind == "zoo" else folder.name if kind == "hub" else None
-    origin = (f"from the weights of {spec}" + (f" (revision {pinned[:12]})" if pinned else "")
-              + (" (new classifier head)" if new_head else ""))
+    origin = f"from the weights of {pinned_name(spec, pinned)}" + (" (new classifier head)" if new_head else "")
     if kind == "folder":
         origin += earlier_training(folder)
     shown_name = Path(spec).name if kind == "folder" else spec  # a folder is known by its own name
     return LoadedModel(shown_name, model, kind, True, pinned or _weights_hash(folder / "model.safetensors"), origin,
                        new_head, folder)
+
+
+def pinned_name(spec: str, revision: str | None) -> str:
+    """How records name a model: the id, and the revision it held when used, where one is known."""
+    return f"{spec} (revision {revision[:12]})" if revision else spec
 
 
 def _unfinished_run(folder: Path) -> str | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hub_models.loading import load_model
+from hub_models.loading import load_model, pinned_name
 
 from .calibration import softmax
 from .data import DataError, FerData, cache_dir
@@ -51,7 +51,7 @@ class Distillation:
 
     def describe(self) -> str:
         """A zoo id names whichever checkpoint holds it today, so the revision pins the teacher used."""
-        named = [f"{spec} (revision {revision[:12]})" if revision else spec
+        named = [pinned_name(spec, revision)
                  for spec, revision in zip(self.teachers, self.revisions or [None] * len(self.teachers), strict=True)]
         return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(named)} "
                 f"+ {1 - self.weight:g} × the true label (teacher logits on the un-augmented training faces)")
