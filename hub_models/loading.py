@@ -85,6 +85,7 @@ class LoadedModel:
                               "image_mean": list(config.image_mean), "image_std": list(config.image_std),
                               "face_template": config.face_template},
             "calibration_temperature": float(getattr(config, "calibration_temperature", 1.0) or 1.0),
+            "test_time_flip": bool(getattr(config, "test_time_flip", False)),
             "cam_target_layers": len(self.model.cam_target_layers()),
         }
 

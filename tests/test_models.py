@@ -7,6 +7,7 @@ once per architecture. Parameter counts on the meta device (no init)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -210,6 +211,31 @@ def test_ddamfn_loss_adds_the_attention_loss_and_its_helper_is_exposed() -> None
 def test_bad_config_names_the_field(architecture: str, overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"'{field}'"):
         hub_models.create_config(architecture, **overrides)
+
+
+@pytest.mark.parametrize("architecture", sorted(ROUND_TRIP))
+def test_test_time_flip_averages_the_mirror_outside_training(saved, architecture: str) -> None:
+    model, folder = saved[architecture]
+    x = inputs_for(model)
+    with torch.no_grad():
+        one_view, mirror = model(x).logits, model(x.flip(-1)).logits
+        model.config.test_time_flip, model.config.calibration_temperature = True, 2.0
+        try:
+            averaged, of_mirror = model(pixel_values=x).logits, model(x.flip(-1)).logits
+            training = copy.deepcopy(model).train()  # its BN statistics move: not the shared model
+            calls = []
+            training.cam_target_layers()[0].register_forward_hook(lambda *_: calls.append(1))
+            training(x)
+        finally:
+            model.config.test_time_flip, model.config.calibration_temperature = False, 1.0
+    assert not torch.allclose(one_view, mirror), "a mirror-symmetric model would make this check weak"
+    torch.testing.assert_close(averaged, (one_view + mirror) / 4)  # mean of both views, then ÷ T
+    torch.testing.assert_close(of_mirror, averaged)  # a face and its mirror get the same logits
+    assert len(calls) == 1  # training sees one view
+    config = AutoConfig.from_pretrained(folder, test_time_flip=True)
+    assert config.test_time_flip is True
+    with pytest.raises(ValueError, match="'test_time_flip'"):
+        hub_models.create_config(architecture, test_time_flip="yes")
 
 
 def test_unknown_names_are_rejected_clearly() -> None:

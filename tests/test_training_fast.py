@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 import hub_models
-from training import calibrate, finetune
+from training import calibrate, evaluate, finetune
 from training.batch_augment import BatchAugment, erase_rectangles, soft_targets
 from training.calibration import (
     expected_calibration_error,
@@ -19,7 +20,7 @@ from training.calibration import (
     reliability,
     softmax,
 )
-from training.data import default_data_dir
+from training.data import DataError, default_data_dir
 from training.recipes import CPU_RECIPES, RECIPES, recipe_for
 
 DATA = default_data_dir()
@@ -134,3 +135,30 @@ def test_cpu_recipe_run_is_bf16_at_the_recipes_size_and_ends_calibrated(tmp_path
     # Re-calibrating the finished folder replaces the card section instead of adding a second one.
     calibrate.run(["--model", str(out), "--limit", "96"])
     assert (out / "README.md").read_text().count("## Calibration") == 1
+
+
+@needs_fer2013
+def test_flip_averaging_is_switched_on_with_a_refit_temperature_and_the_card_follows(tmp_path):
+    out = tmp_path / "run"
+    finetune.run(["--model", "patt_lite", "--recipe", "cpu", "--dataset", "fer2013", "--limit", "64", "--epochs", "1",
+                  "--batch-size", "32", "--threads", "1", "--output-dir", str(out)])
+    before = json.loads((out / "config.json").read_text())
+    assert before["test_time_flip"] is False
+    calibrate.run(["--model", str(out), "--limit", "64", "--test-time-flip"])
+    config = json.loads((out / "config.json").read_text())
+    report = json.loads((out / "calibration.json").read_text())
+    assert config["test_time_flip"] is True and report["test_time_flip"] is True
+    assert config["calibration_temperature"] == pytest.approx(report["temperature"], abs=1e-5)
+    assert {"validation_accuracy_one_view", "validation_accuracy_flip"} <= set(report)
+    reports = evaluate.run(["--model", str(out), "--limit", "64", "--split", "validation", "test",
+                            "--output-dir", str(out), "--overwrite", "--update-card"])
+    card = ModelCard.load(out / "README.md")
+    stated = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert stated[("PrivateTest", "accuracy")] == round(reports["test"]["accuracy"], 4)
+    assert stated[("PublicTest", "f1")] == round(reports["validation"]["macro_f1"], 4)
+    text = card.text
+    assert text.count("## Results") == 1 and "`config.test_time_flip`" in text
+    assert "was switched on on the validation split's evidence" in text
+    assert text.count("## Calibration") == 1 and "## Training" in text and "## Limitations" in text
+    with pytest.raises(DataError, match="--update-card needs a model folder"):
+        evaluate.run(["--model", "patt_lite", "--limit", "8", "--output-dir", str(tmp_path / "e"), "--update-card"])

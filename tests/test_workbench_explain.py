@@ -114,6 +114,31 @@ def test_maps_follow_the_target_class() -> None:
             assert share_in > 0.6 and share_out < 0.05, (method, COLOURS[target], share_in, share_out)
 
 
+def test_a_flip_averaging_model_is_explained_on_both_views() -> None:
+    """The mirror view's map is mirrored back: the squares are top-left and bottom-right, so a map left
+    unmirrored would light up empty corners; and a mirrored face gets the mirrored map."""
+    image, red, green = two_squares()
+    model = colour_model()
+    model.config.test_time_flip = True
+    for target, inside, outside in ((0, red, green), (1, green, red)):
+        run = cams.explain(model, image, GRADIENT_METHODS, target)
+        mirrored = cams.explain(model, image.flip(-1), GRADIENT_METHODS, target)
+        for method, heatmap in run.maps.items():
+            share_in, share_out = (heatmap[m.numpy()].sum() / heatmap.sum() for m in (inside, outside))
+            assert share_in > 0.6 and share_out < 0.05, (method, COLOURS[target], share_in, share_out)
+            np.testing.assert_allclose(mirrored.maps[method], heatmap[:, ::-1], atol=1e-6)
+        torch.testing.assert_close(mirrored.logits, run.logits)
+    assert model.config.test_time_flip is True  # switched off only while each view is explained
+    face = tiny_model(3)
+    face.config.test_time_flip = True
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    run, mirrored = (cams.explain(face, x, ["gradcam"], None) for x in (pixels, pixels.flip(-1)))
+    with torch.no_grad():
+        torch.testing.assert_close(run.logits, face(pixels).logits)  # the averaged logits, as predicted
+    for name, values in run.native.items():
+        torch.testing.assert_close(mirrored.native[name], values.flip(-1) if values.ndim >= 3 else values)
+
+
 def test_maps_collapse_under_cascading_randomisation() -> None:
     """Adebayo et al. 2018: re-initialise layers from the top down; a map that explains the model
     must stop resembling the trained model's map (mean Spearman over seeds)."""

@@ -58,6 +58,8 @@ def test_zoo_model_carries_its_fitted_temperature(model_id: str) -> None:
     config = json.loads((folder / "config.json").read_text())
     assert report["fitted_on"] == "validation"
     assert config["calibration_temperature"] == pytest.approx(report["temperature"], rel=1e-3)
+    # fitted on the logits the model gives: with flip averaging exactly when the model averages
+    assert report.get("test_time_flip", False) == config.get("test_time_flip", False)
     assert report["test"]["ece_after"] <= max(report["test"]["ece_before"], 0.05)
     assert "## Calibration" in (folder / "README.md").read_text()
 

@@ -2,11 +2,17 @@
 
     python training/calibrate.py --model runs/patt-lite --dataset fer2013
     python training/calibrate.py --model fer-workbench/patt-lite-fer2013 --output-dir eval/calibration --no-write
+    python training/calibrate.py --model runs/patt-lite --test-time-flip   # average with the mirror image, refit T
 
 Writes ``calibration.json`` (ECE with 15 bins, NLL and reliability bins before and after, for both
 splits) and ``reliability_<split>.png`` to the model folder (or ``--output-dir``), and stores the
 temperature in the folder's ``config.json`` (``--no-write`` leaves the model untouched), where the
 model's forward applies it. The temperature is chosen on validation (FER2013 PublicTest) only.
+
+``--test-time-flip`` / ``--no-test-time-flip`` switch the model's flip test-time averaging
+(``config.test_time_flip``) before the fit: it changes the logits, so the temperature is refitted
+with it. The validation accuracy with and without it is printed and kept in ``calibration.json``,
+which is where the choice is made (never on the test split).
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, help="where the reports go (default: the model folder)")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
                         help="store the temperature in the model folder's config.json")
+    parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the logits with the mirror image's (default: keep the model's setting)")
     return parser
 
 
 def split_logits(model: Any, data: FerData, split: str, batch_size: int) -> np.ndarray:
-    """Raw (T = 1) logits in the model's class order."""
+    """Raw (T = 1) logits in the model's class order (flip-averaged when the model's config says so)."""
     temperature, model.config.calibration_temperature = model.config.calibration_temperature, 1.0
     try:
         return predict_logits(model, FaceDataset(data.split(split)), batch_size)
@@ -59,16 +67,24 @@ def split_targets(model: Any, data: FerData, split: str) -> np.ndarray:
     return np.argsort(to_data)[data.split(split).hard_labels()]
 
 
-def card_section(reports: dict[str, dict[str, Any]], dataset: str) -> str:
+def card_section(reports: dict[str, dict[str, Any]], dataset: str, flip: dict[str, Any] | None = None) -> str:
+    """The card's calibration section; `flip`: the validation accuracies behind a flip-averaging switch."""
     rows = "\n".join(f"| {split} ({report['num_samples']}) | {100 * report['ece_before']:.2f}% | "
                      f"{100 * report['ece_after']:.2f}% | {report['nll_before']:.3f} | {report['nll_after']:.3f} |"
                      for split, report in reports.items())
     temperature = next(iter(reports.values()))["temperature"]
+    switched = ""
+    if flip:
+        state = "on" if flip["test_time_flip"] else "off"
+        switched = (f"Flip test-time averaging (`config.test_time_flip`) was switched {state} on the validation "
+                    f"split's evidence: {100 * flip['validation_accuracy_one_view']:.2f}% with one view, "
+                    f"{100 * flip['validation_accuracy_flip']:.2f}% averaged with the mirror image; the temperature "
+                    "is fitted on the logits the model now gives.\n\n")
     return (f"{CARD_START}\n## Calibration\n\nTemperature T = {temperature:.3f}, fitted on the validation split of "
             f"{dataset} (NLL), stored as `config.calibration_temperature` and applied in the model's forward, so "
             "its softmax is calibrated everywhere (predictions do not change). ECE: 15 equal-width confidence "
             "bins, top label (`python training/calibrate.py`; reliability diagram `reliability_test.png`).\n\n"
-            "| split | ECE before | ECE after | NLL before | NLL after |\n|---|---:|---:|---:|---:|\n"
+            f"{switched}| split | ECE before | ECE after | NLL before | NLL after |\n|---|---:|---:|---:|---:|\n"
             f"{rows}\n{CARD_END}\n")
 
 
@@ -86,14 +102,29 @@ def update_card(card: Path, section: str) -> None:
     write_text_atomically(card, text)
 
 
-def set_temperature(config_path: Path, temperature: float) -> None:
+def set_config_fields(config_path: Path, **fields: Any) -> None:
     config = json.loads(config_path.read_text())
-    config["calibration_temperature"] = round(temperature, 5)
+    config.update(fields)
     write_text_atomically(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def compare_flip(model: Any, data: FerData, batch_size: int) -> dict[str, float]:
+    """Validation accuracy of one view and of the flip-averaged logits: the evidence for the switch."""
+    targets = split_targets(model, data, "validation")
+    saved = model.config.test_time_flip
+    accuracy = {}
+    try:
+        for key, flag in (("validation_accuracy_one_view", False), ("validation_accuracy_flip", True)):
+            model.config.test_time_flip = flag
+            accuracy[key] = float((split_logits(model, data, "validation", batch_size).argmax(1) == targets).mean())
+    finally:
+        model.config.test_time_flip = saved
+    return accuracy
+
+
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
-                    bins: int = ECE_BINS, logits: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
+                    bins: int = ECE_BINS, logits: dict[str, np.ndarray] | None = None,
+                    extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Fit the temperature on validation, set it on `model`, and write ``calibration.json`` and
     ``reliability_test.png`` to `out`; returns the validation and test reports. `logits`: the raw
     (T = 1) validation and test logits when the caller already has them."""
@@ -103,7 +134,8 @@ def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title
     temperature = fit_temperature(logits["validation"], targets["validation"])
     reports = {split: calibration_report(logits[split], targets[split], temperature, bins) for split in splits}
     plot_reliability([("test", reports["test"])], out / "reliability_test.png", title)
-    summary = {"dataset": data.name, "fitted_on": "validation", "temperature": temperature, **reports}
+    summary = {"dataset": data.name, "fitted_on": "validation", "temperature": temperature,
+               "test_time_flip": bool(getattr(model.config, "test_time_flip", False)), **(extra or {}), **reports}
     write_text_atomically(out / "calibration.json", json.dumps(summary, indent=2) + "\n")
     model.config.calibration_temperature = temperature
     return reports
@@ -124,11 +156,22 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                      limit=args.limit, on_bad=args.on_bad)
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if args.test_time_flip is not None:
+        extra = compare_flip(model, data, args.batch_size)
+        print(f"[calibrate] validation accuracy {100 * extra['validation_accuracy_one_view']:.2f}% one view, "
+              f"{100 * extra['validation_accuracy_flip']:.2f}% flip-averaged; test_time_flip = {args.test_time_flip}",
+              flush=True)
+        model.config.test_time_flip = args.test_time_flip
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
-                              args.bins)
+                              args.bins, extra=extra)
     if args.write:
-        set_temperature(folder / "config.json", model.config.calibration_temperature)
-        update_card(folder / "README.md", card_section(reports, data.name))
+        fields = {"calibration_temperature": round(model.config.calibration_temperature, 5)}
+        if args.test_time_flip is not None:
+            fields["test_time_flip"] = args.test_time_flip
+        set_config_fields(folder / "config.json", **fields)
+        flip = {**extra, "test_time_flip": args.test_time_flip} if extra else None
+        update_card(folder / "README.md", card_section(reports, data.name, flip))
     for split, report in reports.items():
         print(f"[calibrate] {split}: ECE {100 * report['ece_before']:.2f}% → {100 * report['ece_after']:.2f}% "
               f"(T = {report['temperature']:.3f}), NLL {report['nll_before']:.3f} → {report['nll_after']:.3f}",

@@ -3,10 +3,13 @@
     python training/evaluate.py --model /work/runs/my-model --dataset fer2013
     python training/evaluate.py --model fer-workbench/ddamfn-fer2013 --dataset ferplus --split test validation
     python training/evaluate.py --model ./ckpt --dataset ckplus --fold 3 --output-dir eval/ckplus-3
+    python training/evaluate.py --model runs/m --split validation test --output-dir runs/m --overwrite --update-card
 
 Writes ``metrics_<split>.json``, ``confusion_<split>.json`` and ``confusion_<split>.png`` to
 ``--output-dir`` (default: ``<model folder>/eval-<dataset>`` for a folder,
-``eval-<org>-<name>-<dataset>`` for a Hub id).
+``eval-<org>-<name>-<dataset>`` for a Hub id). ``--update-card`` rewrites the model folder's card
+(model-index metadata and Results section) from the new figures, for a checkpoint whose behaviour
+changed after training (flip test-time averaging switched on by ``training/calibrate.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from training.data import DataError, load_data
 from training.evaluation import evaluate_split
 from training.files import output_dir_problem, shown, unusable_path
 from training.metrics import report_paths
+from training.model_card import update_results
 from training.model_source import load_model
 
 
@@ -33,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--overwrite", action="store_true", help="replace existing metrics files")
+    parser.add_argument("--update-card", action="store_true",
+                        help="rewrite the model folder's card (metadata and Results) from these figures")
     return parser
 
 
@@ -56,6 +62,9 @@ def check_output_files(out: Path, splits: Sequence[str], overwrite: bool) -> Non
 def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = build_parser().parse_args(argv)
     loaded = load_model(args.model)  # first: a bad or unfinished model is the error to report
+    card = Path(args.model) / "README.md"
+    if args.update_card and not card.is_file():
+        raise DataError(f"--update-card needs a model folder with a model card; {args.model!r} has none")
     out = args.output_dir or default_output_dir(args.model, args.dataset)
     check_output_files(out, args.split, args.overwrite)
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
@@ -67,6 +76,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
         print(f"[evaluate] {args.model} on {data.description.get('dataset', data.name)} "
               f"{reports[split]['split']}: accuracy {reports[split]['accuracy']:.4f}, macro-F1 "
               f"{reports[split]['macro_f1']:.4f} ({reports[split]['num_samples']} samples) → {out}", flush=True)
+    if args.update_card:
+        update_results(card, reports, loaded.model, data.description.get("dataset_id", data.name))
+        print(f"[evaluate] model card updated: {card}", flush=True)
     return reports
 
 

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub_models.loading import model_labels
 from hub_models.model_cards import architecture_section
+from training.files import write_text_atomically
 
 LIMITATIONS = """\
 - Facial *expressions* are not felt emotions: the model maps the appearance of a face to one of a
@@ -72,6 +73,20 @@ def card_metadata(name: str, dataset_id: str, reports: Mapping[str, Mapping[str,
     return data.to_yaml()
 
 
+def results_section(reports: Mapping[str, Mapping[str, Any]], config: Any) -> str:
+    """The card's "## Results": the metrics of every measured split and the headline split's recall."""
+    headline = reports.get("test") or next(iter(reports.values()))
+    views = (" with flip test-time averaging: the logits are the mean of the face's and its mirror image's "
+             "(`config.test_time_flip`)" if getattr(config, "test_time_flip", False) else "")
+    return "\n".join([
+        "## Results", "",
+        f"Measured on this checkpoint{views} (`training/evaluation.py`; re-measure with "
+        "`python training/evaluate.py`):", "",
+        _metrics_table(reports), "",
+        f"Per-class recall on {headline['split']}:", "", _recall_table(headline), "",
+        "Confusion matrices: `confusion_<split>.png` / `.json`; all metrics: `metrics_<split>.json`.", ""])
+
+
 def render_model_card(*, name: str, model: Any, data_description: Mapping[str, str],
                       reports: Mapping[str, Mapping[str, Any]], initialisation: str,
                       training: Mapping[str, Any] | None = None) -> str:
@@ -81,18 +96,13 @@ def render_model_card(*, name: str, model: Any, data_description: Mapping[str, s
     dataset_id = data_description.get("dataset_id", "")
     params = sum(p.numel() for p in model.parameters())
     labels = model_labels(model)
-    headline = reports.get("test") or next(iter(reports.values()))
     lines = [
         "---", card_metadata(name, dataset_id, reports,
                              ["facial-expression-recognition", "fer-workbench", config.model_type]).strip(), "---", "",
         f"# {name}", "",
         f"A `{config.model_type}` facial-expression classifier (FER Workbench) trained on "
         f"{data_description.get('dataset', dataset_id)}. It predicts {len(labels)} classes: {', '.join(labels)}.",
-        "", "## Results", "",
-        "Measured on this checkpoint (`training/evaluation.py`; re-measure with `python training/evaluate.py`):", "",
-        _metrics_table(reports), "",
-        f"Per-class recall on {headline['split']}:", "", _recall_table(headline), "",
-        "Confusion matrices: `confusion_<split>.png` / `.json`; all metrics: `metrics_<split>.json`.", "",
+        "", results_section(reports, config),
         "## Model", "",
         f"- architecture: `{config.model_type}`, {params:,} parameters",
         f"- input: {config.image_size}×{config.image_size}, {config.num_channels} channel(s) inside the model, "
@@ -118,3 +128,18 @@ def write_model_card(folder: Path, **kwargs: Any) -> Path:
     path = Path(folder) / "README.md"
     path.write_text(render_model_card(**kwargs))
     return path
+
+
+def update_results(card: Path, reports: Mapping[str, Mapping[str, Any]], model: Any, dataset_id: str) -> None:
+    """Replace a card's model-index metadata and "## Results" section with freshly measured reports
+    (after a checkpoint was re-measured, e.g. with flip averaging switched on); the rest stays."""
+    text = card.read_text()
+    if not text.startswith("---\n") or "\n## Results\n" not in text:
+        raise ValueError(f"{card} is not a FER Workbench model card (no metadata or no Results section)")
+    name = ModelCard(text).data.model_name or card.parent.name
+    metadata = card_metadata(name, dataset_id, reports,
+                             ["facial-expression-recognition", "fer-workbench", model.config.model_type])
+    head, rest = text.split("---\n", 2)[2].split("## Results\n", 1)
+    following = [index for marker in ("\n<!--", "\n## ") if (index := rest.find(marker)) >= 0]
+    tail = rest[min(following) + 1:] if following else ""
+    write_text_atomically(card, f"---\n{metadata.strip()}\n---\n{head}{results_section(reports, model.config)}\n{tail}")

@@ -9,6 +9,12 @@ Why the backward is short: gradient methods only need d(score)/d(target-layer ou
 target layer, the forward runs without autograd up to that layer and a hook restarts the graph
 at its output, so the backward covers only the head (not the whole backbone down to the input).
 Gradient-free methods (Eigen/Score/Ablation-CAM) run entirely without autograd.
+
+Why two views for some models: a model with ``config.test_time_flip`` decides on the mean of its
+logits for the face and for the mirrored face, so a map of the face alone shows half of the
+evidence. Such a model is explained on both views (each with the averaging switched off), and the
+mirror's map is mirrored back and averaged in: the map of a mirrored face is then exactly the
+mirror image of the face's map, as the prediction is the same.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import functools
 import time
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,7 +143,47 @@ class LogitsOnly(nn.Module):
 
 def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
             want_native: bool = True) -> CamRun:
-    """Run each CAM method for class `target` (None = the predicted class) on a 1×3×H×W input."""
+    """Run each CAM method for class `target` (None = the predicted class) on a 1×3×H×W input; a
+    model with ``config.test_time_flip`` on its two views (module docstring)."""
+    if not getattr(model.config, "test_time_flip", False):
+        return _explain_view(model, pixel_values, methods, target, want_native)
+    start = time.perf_counter()
+    with torch.no_grad():
+        logits = model(pixel_values=pixel_values).logits.detach()
+    forward_ms = (time.perf_counter() - start) * 1000.0
+    target = int(logits[0].argmax()) if target is None else target
+    with one_view(model):
+        face, mirror = (_explain_view(model, view, methods, target, want_native)
+                        for view in (pixel_values, pixel_values.flip(-1)))
+    maps = {name: _rescale(face.maps[name] + mirror.maps[name][:, ::-1]) for name in face.maps}
+    native = {name: (tensor + (mirror.native[name].flip(-1) if tensor.ndim >= 3 else mirror.native[name])) / 2
+              for name, tensor in face.native.items()}
+    timings = {key: face.timings_ms[key] + mirror.timings_ms[key] for key in face.timings_ms}
+    timings["forward"] = timings.get("forward", 0.0) + forward_ms
+    return CamRun(maps, logits, native, timings)
+
+
+@contextmanager
+def one_view(model: nn.Module) -> Iterator[None]:
+    """The model's logits are those of its input alone within this context, even with
+    ``config.test_time_flip`` (a map needs the decision of the one view it is drawn on)."""
+    saved = bool(getattr(model.config, "test_time_flip", False))
+    model.config.test_time_flip = False
+    try:
+        yield
+    finally:
+        model.config.test_time_flip = saved
+
+
+def _rescale(heatmap: np.ndarray) -> np.ndarray:
+    """Min–max to [0, 1], as pytorch-grad-cam scales each map (a constant map becomes zeros)."""
+    low, high = float(heatmap.min()), float(heatmap.max())
+    scaled = (heatmap - low) / (high - low) if high > low else np.zeros_like(heatmap)
+    return np.ascontiguousarray(scaled, dtype=np.float32)
+
+
+def _explain_view(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
+                  want_native: bool) -> CamRun:
     wrapper = LogitsOnly(model, keep_maps=want_native).eval()
     timings: dict[str, float] = {}
     if not methods:

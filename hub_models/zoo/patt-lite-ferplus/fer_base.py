@@ -10,7 +10,10 @@ The explanation protocol (read by `workbench`, never by architecture name):
 * ``config.id2label`` – the label map; ``config.image_size``, ``config.num_channels``,
   ``config.image_mean``, ``config.image_std`` – the preprocessing (inputs always arrive as
   3-channel tensors normalised with mean/std; 1-channel models convert internally);
-  ``config.face_template`` – how a face should be cropped for this checkpoint.
+  ``config.face_template`` – how a face should be cropped for this checkpoint;
+  ``config.test_time_flip`` – the model's logits average the face and its mirror image, so a map
+  of one view explains half of the decision: the workbench explains both views, each with the
+  flag switched off for the moment.
 * ``model.cam_target_layers()`` – modules whose output is a spatial feature map for Grad-CAM.
 * ``model.cam_reshape_transform`` – ``None`` or a callable turning that output into B×C×H×W.
 * ``model(pixel_values, output_maps=True).maps`` – the model's own attention read-outs by
@@ -70,6 +73,10 @@ class FerConfig(PretrainedConfig):
         calibration_temperature: the model's logits are divided by it (temperature scaling, fitted on the
             validation split after training), so every softmax of them — pipeline, workbench,
             app — gives calibrated probabilities. 1.0 = uncalibrated; predictions never change.
+        test_time_flip: outside training, the logits are the mean of the logits of the input and
+            of its left-right mirror image (flip test-time augmentation). A face and its mirror
+            then get the same prediction, and accuracy rises by about half a point on FER2013
+            (the gain is measured per checkpoint on the validation split before it is switched on).
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class FerConfig(PretrainedConfig):
         image_std: Sequence[float] = HALF,
         face_template: str = "fer2013",
         calibration_temperature: float = 1.0,
+        test_time_flip: bool = False,
         **kwargs: Any,
     ) -> None:
         if "id2label" not in kwargs and "num_labels" not in kwargs:
@@ -91,6 +99,7 @@ class FerConfig(PretrainedConfig):
         self.image_std = list(image_std)
         self.face_template = face_template
         self.calibration_temperature = calibration_temperature
+        self.test_time_flip = test_time_flip
         super().__init__(**kwargs)
         require(isinstance(image_size, int) and image_size >= 8, "image_size",
                 f"got {image_size!r}, expected an integer ≥ 8")
@@ -100,6 +109,7 @@ class FerConfig(PretrainedConfig):
         require(all(s > 0 for s in self.image_std), "image_std", "values must be positive")
         require_choice("face_template", face_template, FACE_TEMPLATES)
         require_positive("calibration_temperature", calibration_temperature)
+        require_choice("test_time_flip", test_time_flip, (False, True))
 
 
 @dataclass
@@ -134,6 +144,19 @@ def to_model_channels(pixel_values: torch.Tensor, num_channels: int) -> torch.Te
     if have == 1:
         return pixel_values.expand(-1, num_channels, -1, -1)
     raise ValueError(f"pixel_values has {have} channels; this model takes {num_channels} (or 1/3)")
+
+
+def _average_with_mirror(module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+    """Forward hook (``config.test_time_flip``, outside training): average the logits with those
+    of the mirrored input. The second view runs the plain ``forward``, which no hook sees; the loss
+    and the maps stay those of the first view."""
+    if module.training or not getattr(module.config, "test_time_flip", False):
+        return output
+    if getattr(output, "logits", None) is None:
+        return output
+    pixel_values = kwargs["pixel_values"] if "pixel_values" in kwargs else args[0]
+    output.logits = (output.logits + module.forward(pixel_values.flip(-1)).logits) / 2
+    return output
 
 
 def _apply_temperature(module: nn.Module, _inputs: Any, output: Any) -> Any:
@@ -180,6 +203,8 @@ class FerPreTrainedModel(PreTrainedModel):
 
     def post_init(self) -> None:
         super().post_init()
+        # In this order: the mirror's logits are averaged in before the temperature divides them.
+        self.register_forward_hook(_average_with_mirror, with_kwargs=True)
         self.register_forward_hook(_apply_temperature)
 
     def cam_target_layers(self) -> list[nn.Module]:
