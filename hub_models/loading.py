@@ -22,7 +22,8 @@ import inspect
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -258,6 +259,21 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     shown_name = Path(spec).name if kind == "folder" else spec  # a folder is known by its own name
     return LoadedModel(shown_name, model, kind, True, pinned or _weights_hash(folder / "model.safetensors"), origin,
                        new_head, folder)
+
+
+@contextmanager
+def config_override(model: nn.Module, **fields: Any) -> Iterator[None]:
+    """Config fields the model's forward reads (``calibration_temperature``, ``test_time_flip``) set
+    for the duration of the context and restored after it: raw logits for a calibration fit, one
+    view for an explanation."""
+    saved = {name: getattr(model.config, name) for name in fields}
+    for name, value in fields.items():
+        setattr(model.config, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(model.config, name, value)
 
 
 def pinned_name(spec: str, revision: str | None) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hub_models.loading import config_override
 from training.calibration import ECE_BINS, calibration_report, fit_temperature, plot_reliability
 from training.cli import add_data_arguments, run_cli
 from training.data import DataError, FerData, load_data
@@ -54,11 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def split_logits(model: Any, data: FerData, split: str, batch_size: int) -> np.ndarray:
     """Raw (T = 1) logits in the model's class order (flip-averaged when the model's config says so)."""
-    temperature, model.config.calibration_temperature = model.config.calibration_temperature, 1.0
-    try:
+    with config_override(model, calibration_temperature=1.0):
         return predict_logits(model, FaceDataset(data.split(split)), batch_size)
-    finally:
-        model.config.calibration_temperature = temperature
 
 
 def split_targets(model: Any, data: FerData, split: str) -> np.ndarray:
@@ -108,18 +106,17 @@ def set_config_fields(config_path: Path, **fields: Any) -> None:
     write_text_atomically(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def compare_flip(model: Any, data: FerData, batch_size: int) -> dict[str, float]:
-    """Validation accuracy of one view and of the flip-averaged logits: the evidence for the switch."""
+def compare_flip(model: Any, data: FerData, batch_size: int) -> tuple[dict[str, float], dict[bool, np.ndarray]]:
+    """Validation accuracy of one view and of the flip-averaged logits (the evidence for the switch),
+    and the raw validation logits of each, by ``test_time_flip`` value, for the fit that follows."""
     targets = split_targets(model, data, "validation")
-    saved = model.config.test_time_flip
-    accuracy = {}
-    try:
-        for key, flag in (("validation_accuracy_one_view", False), ("validation_accuracy_flip", True)):
-            model.config.test_time_flip = flag
-            accuracy[key] = float((split_logits(model, data, "validation", batch_size).argmax(1) == targets).mean())
-    finally:
-        model.config.test_time_flip = saved
-    return accuracy
+    logits = {}
+    for flag in (False, True):
+        with config_override(model, test_time_flip=flag):
+            logits[flag] = split_logits(model, data, "validation", batch_size)
+    accuracy = {"validation_accuracy_one_view": float((logits[False].argmax(1) == targets).mean()),
+                "validation_accuracy_flip": float((logits[True].argmax(1) == targets).mean())}
+    return accuracy, logits
 
 
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
@@ -156,15 +153,17 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                      limit=args.limit, on_bad=args.on_bad)
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
-    extra = {}
+    extra, logits = {}, None
     if args.test_time_flip is not None:
-        extra = compare_flip(model, data, args.batch_size)
+        extra, validation = compare_flip(model, data, args.batch_size)
         print(f"[calibrate] validation accuracy {100 * extra['validation_accuracy_one_view']:.2f}% one view, "
               f"{100 * extra['validation_accuracy_flip']:.2f}% flip-averaged; test_time_flip = {args.test_time_flip}",
               flush=True)
         model.config.test_time_flip = args.test_time_flip
+        logits = {"validation": validation[args.test_time_flip],
+                  "test": split_logits(model, data, "test", args.batch_size)}
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
-                              args.bins, extra=extra)
+                              args.bins, logits=logits, extra=extra)
     if args.write:
         fields = {"calibration_temperature": round(model.config.calibration_temperature, 5)}
         if args.test_time_flip is not None:

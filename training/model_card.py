@@ -58,7 +58,7 @@ def _recall_table(report: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def card_metadata(name: str, dataset_id: str, reports: Mapping[str, Mapping[str, Any]], tags: list[str]) -> str:
+def card_metadata(name: str, dataset_id: str, reports: Mapping[str, Mapping[str, Any]], config: Any) -> str:
     results = []
     for report in reports.values():
         common = {"task_type": "image-classification", "task_name": "Facial expression recognition",
@@ -68,7 +68,8 @@ def card_metadata(name: str, dataset_id: str, reports: Mapping[str, Mapping[str,
         results.append(EvalResult(metric_type="f1", metric_value=round(report["macro_f1"], 4),
                                   metric_name="Macro F1", metric_args={"average": "macro"}, **common))
     data = ModelCardData(model_name=name, library_name="transformers", license="mit",
-                         pipeline_tag="image-classification", tags=tags,
+                         pipeline_tag="image-classification",
+                         tags=["facial-expression-recognition", "fer-workbench", config.model_type],
                          datasets=[dataset_id] if dataset_id in DATASET_NOTES else None, eval_results=results)
     return data.to_yaml()
 
@@ -97,8 +98,7 @@ def render_model_card(*, name: str, model: Any, data_description: Mapping[str, s
     params = sum(p.numel() for p in model.parameters())
     labels = model_labels(model)
     lines = [
-        "---", card_metadata(name, dataset_id, reports,
-                             ["facial-expression-recognition", "fer-workbench", config.model_type]).strip(), "---", "",
+        "---", card_metadata(name, dataset_id, reports, config).strip(), "---", "",
         f"# {name}", "",
         f"A `{config.model_type}` facial-expression classifier (FER Workbench) trained on "
         f"{data_description.get('dataset', dataset_id)}. It predicts {len(labels)} classes: {', '.join(labels)}.",
@@ -137,8 +137,7 @@ def update_results(card: Path, reports: Mapping[str, Mapping[str, Any]], model: 
     if not text.startswith("---\n") or "\n## Results\n" not in text:
         raise ValueError(f"{card} is not a FER Workbench model card (no metadata or no Results section)")
     name = ModelCard(text).data.model_name or card.parent.name
-    metadata = card_metadata(name, dataset_id, reports,
-                             ["facial-expression-recognition", "fer-workbench", model.config.model_type])
+    metadata = card_metadata(name, dataset_id, reports, model.config)
     head, rest = text.split("---\n", 2)[2].split("## Results\n", 1)
     following = [index for marker in ("\n<!--", "\n## ") if (index := rest.find(marker)) >= 0]
     tail = rest[min(following) + 1:] if following else ""

@@ -22,8 +22,7 @@ from __future__ import annotations
 import functools
 import time
 import types
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +45,8 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
+
+from hub_models.loading import config_override
 
 from .errors import ArgumentError
 
@@ -147,12 +148,13 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
     model with ``config.test_time_flip`` on its two views (module docstring)."""
     if not getattr(model.config, "test_time_flip", False):
         return _explain_view(model, pixel_values, methods, target, want_native)
-    start = time.perf_counter()
-    with torch.no_grad():
-        logits = model(pixel_values=pixel_values).logits.detach()
-    forward_ms = (time.perf_counter() - start) * 1000.0
-    target = int(logits[0].argmax()) if target is None else target
-    with one_view(model):
+    forward_ms = 0.0
+    if target is None:  # the class the averaged logits predict, before either view is explained
+        start = time.perf_counter()
+        with torch.no_grad():
+            target = int(model(pixel_values=pixel_values).logits[0].argmax())
+        forward_ms = (time.perf_counter() - start) * 1000.0
+    with config_override(model, test_time_flip=False):
         face, mirror = (_explain_view(model, view, methods, target, want_native)
                         for view in (pixel_values, pixel_values.flip(-1)))
     maps = {name: _rescale(face.maps[name] + mirror.maps[name][:, ::-1]) for name in face.maps}
@@ -160,19 +162,8 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
               for name, tensor in face.native.items()}
     timings = {key: face.timings_ms[key] + mirror.timings_ms[key] for key in face.timings_ms}
     timings["forward"] = timings.get("forward", 0.0) + forward_ms
-    return CamRun(maps, logits, native, timings)
-
-
-@contextmanager
-def one_view(model: nn.Module) -> Iterator[None]:
-    """The model's logits are those of its input alone within this context, even with
-    ``config.test_time_flip`` (a map needs the decision of the one view it is drawn on)."""
-    saved = bool(getattr(model.config, "test_time_flip", False))
-    model.config.test_time_flip = False
-    try:
-        yield
-    finally:
-        model.config.test_time_flip = saved
+    # Each view's logits are already divided by T, so their mean is the averaged model's output.
+    return CamRun(maps, (face.logits + mirror.logits) / 2, native, timings)
 
 
 def _rescale(heatmap: np.ndarray) -> np.ndarray:
