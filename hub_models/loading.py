@@ -59,7 +59,7 @@ class LoadedModel:
     trained: bool
     revision: str | None = None
     initialisation: str = ""
-    new_head: bool = False
+    reinitialised: tuple[str, ...] = ()
     folder: Path | None = field(default=None, repr=False)
 
     @property
@@ -236,7 +236,10 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     # Config overrides for a saved model (fine-tuning with --config) go to from_pretrained, as before.
     kwargs: dict[str, Any] = {**overrides, "trust_remote_code": trust, "use_safetensors": True}
     if labels is not None and _config_labels(folder) != list(labels):
-        kwargs |= {**label_maps(labels), "num_labels": len(labels), "ignore_mismatched_sizes": True}
+        kwargs |= {**label_maps(labels), "num_labels": len(labels)}
+    if labels is not None and (overrides or "num_labels" in kwargs):
+        # Fine-tuning with a new label set or input size: tensors whose shape changes start fresh.
+        kwargs["ignore_mismatched_sizes"] = True
     try:
         model = AutoModelForImageClassification.from_pretrained(folder, **kwargs)
     except SafetensorError as error:
@@ -249,16 +252,18 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
         raise ModelLoadError(f"cannot load {where} {spec!r}: {_first_line(error)}") from error
     if not type(model).__module__.startswith(f"{__package__}.") and not trust:
         raise ModelLoadError(f"{where} {spec!r} is not a FER Workbench model")
-    new_head = "ignore_mismatched_sizes" in kwargs
+    reinitialised = _reinitialised(folder / "model.safetensors", model)
     # An id names whichever weights it holds today (zoo entries are replaced when retrained), so the
     # sentence a model card keeps pins the revision: the zoo's, or the Hub snapshot's commit.
     pinned = zoo.revision(spec) if kind == "zoo" else folder.name if kind == "hub" else None
-    origin = f"from the weights of {pinned_name(spec, pinned)}" + (" (new classifier head)" if new_head else "")
+    origin = f"from the weights of {pinned_name(spec, pinned)}"
+    if reinitialised:
+        origin += f" (fresh weights where the shapes changed: {', '.join(reinitialised)})"
     if kind == "folder":
         origin += earlier_training(folder)
     shown_name = Path(spec).name if kind == "folder" else spec  # a folder is known by its own name
     return LoadedModel(shown_name, model, kind, True, pinned or _weights_hash(folder / "model.safetensors"), origin,
-                       new_head, folder)
+                       reinitialised, folder)
 
 
 @contextmanager
@@ -279,6 +284,18 @@ def config_override(model: nn.Module, **fields: Any) -> Iterator[None]:
 def pinned_name(spec: str, revision: str | None) -> str:
     """How records name a model: the id, and the revision it held when used, where one is known."""
     return f"{spec} (revision {revision[:12]})" if revision else spec
+
+
+def _reinitialised(weights: Path, model: nn.Module) -> tuple[str, ...]:
+    """The modules whose saved tensors did not fit (a new label set, a new input size), so a card
+    can say which parts of a fine-tuned model did not come from its source."""
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as saved:
+        shapes = {key: tuple(saved.get_slice(key).get_shape()) for key in saved.keys()}  # noqa: SIM118 (not iterable)
+    changed = [key.rpartition(".")[0] for key, tensor in model.state_dict().items()
+               if key in shapes and shapes[key] != tuple(tensor.shape)]
+    return tuple(dict.fromkeys(changed))
 
 
 def _unfinished_run(folder: Path) -> str | None:

@@ -82,3 +82,31 @@ def test_bad_distillation_settings_are_named(teacher, tmp_path, spec, weight, me
                       "--distill-from", spec.format(teacher=teacher), "--distill-weight", str(weight)])
     with pytest.raises(DataError, match="at least one trained model"):
         Distillation(())
+
+
+def test_fine_tuning_a_calibrated_model_trains_on_raw_one_view_logits(teacher, tmp_path, monkeypatch):
+    """The source's temperature and flip averaging were fitted to its own head and data: a fine-tune
+    starts without them and refits the temperature at the end (calibrate.py decides the flip)."""
+    import shutil
+
+    from transformers import TrainerCallback
+
+    source = tmp_path / "calibrated"
+    shutil.copytree(teacher, source)
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "calibration_temperature": 0.5,
+                                                    "test_time_flip": True}))
+    seen = {}
+
+    class Record(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            seen.update(temperature=model.config.calibration_temperature, flip=model.config.test_time_flip)
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "student"
+    argv = tiny_args(str(source), out, "--max-steps", "2", "--freeze-epochs", "0", "--distill-from", str(teacher),
+                     rows=32)
+    summary = finetune.run(argv, callbacks=[Record()])
+    assert seen == {"temperature": 1.0, "flip": False}
+    assert json.loads((out / "config.json").read_text())["test_time_flip"] is False
+    assert "+ 0.5 × the true label" in summary["distillation"]

@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 from tiny_fer_model import COLOURS, colour_model, one_torch_thread, tiny_model, two_squares  # noqa: F401 (fixture)
 
 import hub_models
+from hub_models import loading
 from workbench import (
     FAST_METHODS,
     METHODS,
@@ -277,6 +278,24 @@ def test_model_specs_load_or_fail_by_name(tmp_path, monkeypatch) -> None:
     from_zoo = load_model(zoo_id)
     assert from_zoo.revision == hub_models.zoo.revision(zoo_id)
     assert from_zoo.initialisation == f"from the weights of {zoo_id} (revision {from_zoo.revision[:12]})"
+
+
+def test_fine_tuning_names_the_modules_that_start_fresh(tmp_path) -> None:
+    # PAtt-Lite's patch-extraction kernel depends on the input size and the classifier on the labels:
+    # a fine-tune at another size or label set keeps the rest and says which parts are new.
+    source = hub_models.create_model("patt_lite", image_size=64)
+    source.save_pretrained(tmp_path / "saved")
+    labels = loading.model_labels(source)
+    same = loading.load_model(tmp_path / "saved", labels=labels)
+    assert same.reinitialised == () and "fresh weights" not in same.initialisation
+    larger = loading.load_model(tmp_path / "saved", {"image_size": 96}, labels=labels)
+    assert larger.reinitialised == ("patch_extraction.0.1",) and larger.model.config.image_size == 96
+    assert larger.initialisation.endswith("(fresh weights where the shapes changed: patch_extraction.0.1)")
+    kept = dict(source.named_parameters())
+    assert all(torch.equal(tensor, kept[name]) for name, tensor in larger.model.named_parameters()
+               if not name.startswith("patch_extraction.0.1"))
+    relabelled = loading.load_model(tmp_path / "saved", labels=[*labels, "contempt"])
+    assert relabelled.reinitialised == ("head.classifier",)
 
 
 

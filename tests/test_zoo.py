@@ -19,7 +19,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn
     model = hub_models.create_model("patt_lite", image_size=64).eval()
     folder = tmp_path_factory.mktemp("ckpt") / "patt-lite"
     model.save_pretrained(folder)
-    (folder / "README.md").write_text("---\nlicense: mit\n---\n# test card\n")
+    # A card as a run writes it: titled with the run's folder name.
+    (folder / "README.md").write_text("---\nmodel-index:\n- name: patt-lite\n---\n# patt-lite\nText on patt-lite.\n")
     return folder, model
 
 
@@ -30,6 +31,8 @@ def test_added_checkpoint_resolves_by_id_offline(checkpoint, tmp_path: Path) -> 
     model_id = zoo.add(folder, "patt-lite-test", zoo_dir=zoo_dir)
     assert model_id == "fer-workbench/patt-lite-test"
     assert zoo.model_ids(zoo_dir) == [model_id]
+    card = (zoo_dir / "patt-lite-test" / "README.md").read_text()
+    assert "- name: patt-lite-test\n" in card and "# patt-lite-test\n" in card and "Text on patt-lite.\n" in card
     assert zoo.install(cache, zoo_dir=zoo_dir) == [model_id]
     assert zoo.install(cache, zoo_dir=zoo_dir) == [model_id]  # idempotent
 

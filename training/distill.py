@@ -40,6 +40,7 @@ class Distillation:
     weight: float = 0.5
     temperature: float = 1.0
     revisions: tuple[str | None, ...] = ()  # the teachers' weights as used, once their logits are computed
+    truth: str = "the true label"  # what the rest of the target is (FERPlus soft labels: the votes)
 
     def __post_init__(self) -> None:
         if not self.teachers:
@@ -54,7 +55,7 @@ class Distillation:
         named = [pinned_name(spec, revision)
                  for spec, revision in zip(self.teachers, self.revisions or [None] * len(self.teachers), strict=True)]
         return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(named)} "
-                f"+ {1 - self.weight:g} × the true label (teacher logits on the un-augmented training faces)")
+                f"+ {1 - self.weight:g} × {self.truth} (teacher logits on the un-augmented training faces)")
 
 
 def teacher_logits(spec: str, data: FerData, batch_size: int = 64,

@@ -230,7 +230,9 @@ def distill_into(args: argparse.Namespace, data: FerData, batch_size: int) -> Di
     """With --distill-from, replace the training labels by the blend of truth and teachers."""
     if not args.distill_from:
         return None
-    distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature)
+    truth = "the annotators' vote distribution" if data.train.labels.ndim == 2 else "the true label"
+    distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature,
+                                truth=truth)
     probabilities, distillation = teacher_probabilities(data, distillation, batch_size)
     agreement = float((probabilities.argmax(axis=1) == data.train.hard_labels()).mean())
     print(f"[distill] teachers agree with {agreement:.2%} of the training labels", flush=True)
@@ -257,6 +259,8 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if loaded.kind == "architecture" and recipe.model_config:  # the recipe's input size etc.; the user's win
         loaded = load_model(args.model, {**recipe.model_config, **overrides}, labels=data.labels)
     model = loaded.model
+    if loaded.trained:  # fitted to the old head and data: train on raw one-view logits, refit at the end
+        model.config.calibration_temperature, model.config.test_time_flip = 1.0, False
     targs = training_arguments(args, recipe, output_dir)
     channels_last = torch.cuda.is_available() or recipe.channels_last
     if channels_last:

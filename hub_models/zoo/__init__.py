@@ -112,12 +112,23 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = Fals
         shutil.copy2(path, target / path.name)
     if fp16:
         _cast_to_fp16(target / "model.safetensors")
+    name_card(target / "README.md", checkpoint.name, name)
     manifest = _read_manifest(zoo_dir)
     manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16,
                       **({"default": True} if default else {}),
                       **({"ablation": {"of": ablation_of, "differs": differs}} if ablation_of else {})}
     (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return f"{ORG}/{name}"
+
+
+def name_card(card: Path, old: str, new: str) -> None:
+    """A run's card is titled with the run's folder name; in the zoo it must carry the entry's id
+    (its heading and the model-index name the Hub shows)."""
+    if old == new or not card.is_file():
+        return
+    renamed = {f"- name: {old}": f"- name: {new}", f"# {old}": f"# {new}"}
+    lines = card.read_text(encoding="utf-8").split("\n")
+    card.write_text("\n".join(renamed.get(line, line) for line in lines), encoding="utf-8")
 
 
 def source_file(filename: str) -> Path:
