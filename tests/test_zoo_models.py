@@ -27,6 +27,8 @@ DATASETS = {"fer2013": ("fer2013", "PrivateTest"), "ferplus": ("ferplus", "Priva
 def card_accuracy(model_id: str) -> tuple[str, float]:
     """(dataset, accuracy) of the card's test-split result."""
     card = ModelCard.load(zoo.folder(model_id) / "README.md")
+    name = zoo.folder(model_id).name  # the card is titled with the id, not the run's folder name
+    assert card.data.model_name == name and f"\n# {name}\n" in card.text, f"{model_id}: card titled otherwise"
     for result in card.data.eval_results or []:
         if result.metric_type == "accuracy" and result.dataset_split == DATASETS.get(result.dataset_type, ("", ""))[1]:
             return result.dataset_type, float(result.metric_value)
