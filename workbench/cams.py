@@ -14,7 +14,8 @@ Why two views for some models: a model with ``config.test_time_flip`` decides on
 logits for the face and for the mirrored face, so a map of the face alone shows half of the
 evidence. Such a model is explained on both views (each with the averaging switched off), and the
 mirror's map is mirrored back and averaged in: the map of a mirrored face is then exactly the
-mirror image of the face's map, as the prediction is the same.
+mirror image of the face's map, as the prediction is the same. The two views go through each
+method as one batch of two: one forward and one backward instead of two of each.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
     """Run each CAM method for class `target` (None = the predicted class) on a 1×3×H×W input; a
     model with ``config.test_time_flip`` on its two views (module docstring)."""
     if not getattr(model.config, "test_time_flip", False):
-        return _explain_view(model, pixel_values, methods, target, want_native)
+        run = _explain_views(model, pixel_values, methods, target, want_native)
+        return CamRun({name: views[0] for name, views in run.maps.items()}, run.logits, run.native, run.timings_ms)
     forward_ms = 0.0
     if target is None:  # the class the averaged logits predict, before either view is explained
         start = time.perf_counter()
@@ -155,15 +157,14 @@ def explain(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str]
             target = int(model(pixel_values=pixel_values).logits[0].argmax())
         forward_ms = (time.perf_counter() - start) * 1000.0
     with config_override(model, test_time_flip=False):
-        face, mirror = (_explain_view(model, view, methods, target, want_native)
-                        for view in (pixel_values, pixel_values.flip(-1)))
-    maps = {name: _rescale(face.maps[name] + mirror.maps[name][:, ::-1]) for name in face.maps}
-    native = {name: (tensor + (mirror.native[name].flip(-1) if tensor.ndim >= 3 else mirror.native[name])) / 2
-              for name, tensor in face.native.items()}
-    timings = {key: face.timings_ms[key] + mirror.timings_ms[key] for key in face.timings_ms}
+        run = _explain_views(model, torch.cat([pixel_values, pixel_values.flip(-1)]), methods, target, want_native)
+    maps = {name: _rescale(views[0] + views[1][:, ::-1]) for name, views in run.maps.items()}
+    native = {name: (tensor[:1] + (tensor[1:].flip(-1) if tensor.ndim >= 3 else tensor[1:])) / 2
+              for name, tensor in run.native.items()}
+    timings = dict(run.timings_ms)
     timings["forward"] = timings.get("forward", 0.0) + forward_ms
     # Each view's logits are already divided by T, so their mean is the averaged model's output.
-    return CamRun(maps, (face.logits + mirror.logits) / 2, native, timings)
+    return CamRun(maps, run.logits.mean(dim=0, keepdim=True), native, timings)
 
 
 def _rescale(heatmap: np.ndarray) -> np.ndarray:
@@ -173,8 +174,9 @@ def _rescale(heatmap: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
-def _explain_view(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
-                  want_native: bool) -> CamRun:
+def _explain_views(model: nn.Module, pixel_values: torch.Tensor, methods: Sequence[str], target: int | None,
+                   want_native: bool) -> CamRun:
+    """Every method on a B×3×H×W batch of views of one face, all for one class: maps are B×H×W."""
     wrapper = LogitsOnly(model, keep_maps=want_native).eval()
     timings: dict[str, float] = {}
     if not methods:
@@ -184,7 +186,8 @@ def _explain_view(model: nn.Module, pixel_values: torch.Tensor, methods: Sequenc
         timings["forward"] = (time.perf_counter() - start) * 1000.0
         return CamRun({}, logits.detach(), wrapper.native, timings)
     pixel_values = pixel_values.detach()
-    targets = None if target is None else [ClassifierOutputTarget(target)]
+    views = len(pixel_values)
+    targets = None if target is None else [ClassifierOutputTarget(target)] * views
     maps: dict[str, np.ndarray] = {}
     logits = None
     for name in methods:
@@ -194,7 +197,7 @@ def _explain_view(model: nn.Module, pixel_values: torch.Tensor, methods: Sequenc
         if logits is None:
             logits = outputs.detach()
             # Later methods explain the same class even if the first one picked it by argmax.
-            targets = [ClassifierOutputTarget(int(logits[0].argmax()))] if targets is None else targets
+            targets = [ClassifierOutputTarget(int(logits[0].argmax()))] * views if targets is None else targets
     return CamRun(maps, logits, wrapper.native, timings)
 
 
@@ -242,8 +245,8 @@ def _run_one(method: CamMethod, wrapper: LogitsOnly, model: nn.Module, pixel_val
             restart.remove()
         if "ablation_layer" in options:
             _put_back(wrapper, options["ablation_layer"], layers)
-    heatmap = np.nan_to_num(np.asarray(grayscale[0], dtype=np.float32), nan=0.0)
-    return np.clip(heatmap, 0.0, 1.0), outputs
+    heatmaps = np.nan_to_num(np.asarray(grayscale, dtype=np.float32), nan=0.0)
+    return np.clip(heatmaps, 0.0, 1.0), outputs
 
 
 def _put_back(wrapper: nn.Module, ablation_layer: nn.Module, layers: list[nn.Module]) -> None:
