@@ -103,8 +103,9 @@ pytorch_grad_cam.ablation_cam.tqdm = _SILENT_TQDM
 
 @dataclass
 class CamRun:
-    """Maps (H×W float32 in [0,1] at the input's size), the logits of the first forward, the
-    model's own named maps from that forward (`FerClassifierOutput.maps`), and per-step timings in ms."""
+    """Maps (H×W float32 in [0,1] at the input's size; B×H×W, one per view, inside
+    `_explain_views`), the logits of the first forward, the model's own named maps from that
+    forward (`FerClassifierOutput.maps`), and per-step timings in ms."""
 
     maps: dict[str, np.ndarray]
     logits: torch.Tensor
