@@ -140,8 +140,9 @@ def final_logits(folder: Path) -> torch.Tensor:
 
 
 @pytest.mark.slow
-def test_resume_continues_from_the_checkpoint_with_the_same_step_counter(tmp_path):
-    args = ["--epochs", "2", "--seed", "3"]
+@pytest.mark.parametrize("weights", [[], ["--ema-decay", "0.9"]], ids=["live", "weight-average"])
+def test_resume_continues_from_the_checkpoint_with_the_same_step_counter(weights, tmp_path):
+    args = ["--epochs", "2", "--seed", "3", *weights]
     whole = tmp_path / "whole"
     finetune.run(tiny_args("patt_lite", whole, *args, rows=64))
     broken = tmp_path / "broken"

@@ -43,6 +43,7 @@ from training.trainer import (
     LogFilesCallback,
     SessionsCallback,
     TimeBudgetCallback,
+    WeightEmaCallback,
     compute_metrics,
     resolve_module,
 )
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CPU precision: bf16 autocast or fp32 (default: the recipe's; GPUs always use bf16/fp16)")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction,
                        help="torch.compile the model (default: the recipe's)")
+    train.add_argument("--ema-decay", type=float,
+                       help="evaluate, checkpoint and ship an exponential moving average of the weights with this "
+                            "per-step decay (e.g. 0.999); pass it again with --resume (default: off)")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
     train.add_argument("--logging-steps", type=int, default=50)
@@ -268,7 +272,10 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     processor = model.image_processor()
     distillation = distill_into(args, data, targs.per_device_eval_batch_size)
     sessions = SessionsCallback(output_dir)
-    all_callbacks = [LogFilesCallback(output_dir), sessions, *callbacks]
+    all_callbacks: list[TrainerCallback] = [LogFilesCallback(output_dir), sessions]
+    if args.ema_decay is not None:  # before the caller's callbacks: its live weights are saved first
+        all_callbacks.append(WeightEmaCallback(model, args.ema_decay))
+    all_callbacks.extend(callbacks)
     if args.time_budget:
         all_callbacks.append(TimeBudgetCallback(args.time_budget))
     frozen = resolve_module(model, recipe.frozen_module) if recipe.frozen_epochs else None
@@ -321,6 +328,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         "temperature": model.config.calibration_temperature, "test_ece_before": calibration["test"]["ece_before"],
         "test_ece_after": calibration["test"]["ece_after"],
         "distillation": distillation.describe() if distillation else None,
+        "weight_ema_decay": args.ema_decay,
     }
     (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     training_facts = describe_recipe(recipe, targs, data) | {
@@ -330,6 +338,9 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         "command": f"`{command}`"}
     if distillation:
         training_facts["knowledge distillation"] = distillation.describe()
+    if args.ema_decay is not None:
+        training_facts["weights"] = (f"exponential moving average of the trained weights, decay {args.ema_decay} per "
+                                     "step (what each epoch evaluated and what ships)")
     write_model_card(staging, name=args.hub_model_id or output_dir.name, model=model,
                      data_description=data.description, reports=reports, initialisation=loaded.initialisation,
                      training=training_facts)

@@ -154,6 +154,73 @@ class TimeBudgetCallback(TrainerCallback):
         return control
 
 
+class WeightEmaCallback(TrainerCallback):
+    """An exponential moving average of the weights, which is what each epoch evaluates, what its
+    checkpoint holds as the model, and so what the best-epoch choice ships.
+
+    The live weights keep training: they are swapped back after the checkpoint is written and saved
+    beside it (``LIVE_WEIGHTS``), so `--resume` continues them with the average from the checkpoint.
+    The decay warms up as min(decay, (1 + n) / (10 + n)) over the first steps n (timm's ModelEma):
+    early weights, still near their initialisation, are soon forgotten.
+    """
+
+    LIVE_WEIGHTS = "live_weights.safetensors"
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"--ema-decay must lie strictly between 0 and 1, got {decay}")
+        self.model, self.decay = model, decay
+        self.average: dict[str, torch.Tensor] = {}
+        self.live: dict[str, torch.Tensor] | None = None  # set while the average sits in the model
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.average = {name: value.detach().clone() for name, value in self._state().items()}
+        live = Path(args.output_dir) / f"checkpoint-{state.global_step}" / self.LIVE_WEIGHTS
+        if state.global_step and live.is_file():  # resumed: the checkpoint's model is the average
+            from safetensors.torch import load_file
+
+            self.model.load_state_dict(load_file(live), strict=True)
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, **kwargs):
+        steps = state.global_step
+        decay = min(self.decay, (1.0 + steps) / (10.0 + steps))
+        for name, value in self._state().items():
+            if value.is_floating_point():
+                self.average[name].lerp_(value.detach(), 1.0 - decay)
+            else:
+                self.average[name].copy_(value)
+
+    @torch.no_grad()
+    def on_epoch_end(self, args, state, control, **kwargs):
+        state_dict = self._state()
+        self.live = {name: value.detach().clone() for name, value in state_dict.items()}
+        for name, value in state_dict.items():
+            value.copy_(self.average[name])
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.live is not None:
+            from safetensors.torch import save_file
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            save_file({name: value.contiguous() for name, value in self.live.items()}, folder / self.LIVE_WEIGHTS)
+            self._restore_live()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._restore_live()  # an epoch that evaluated without saving
+
+    @torch.no_grad()
+    def _restore_live(self) -> None:
+        if self.live is None:
+            return
+        for name, value in self._state().items():
+            value.copy_(self.live[name])
+        self.live = None
+
+
 class LogFilesCallback(TrainerCallback):
     """Every log entry (loss, learning rate, evaluation metrics) to ``log_history.jsonl`` and a
     rewritten ``log_history.csv`` with one column per key.
