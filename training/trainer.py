@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .files import write_atomically, write_text_atomically
 from .recipes import Recipe
@@ -170,43 +172,40 @@ class WeightEmaCallback(TrainerCallback):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"--ema-decay must lie strictly between 0 and 1, got {decay}")
         self.model, self.decay = model, decay
+        self.weights: dict[str, torch.Tensor] = {}  # the model's state, shared with it (updated in place)
         self.average: dict[str, torch.Tensor] = {}
         self.live: dict[str, torch.Tensor] | None = None  # set while the average sits in the model
 
-    def _state(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
+    def _live_file(self, args, state) -> Path:
+        return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / self.LIVE_WEIGHTS
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.average = {name: value.detach().clone() for name, value in self._state().items()}
-        live = Path(args.output_dir) / f"checkpoint-{state.global_step}" / self.LIVE_WEIGHTS
+        self.weights = self.model.state_dict()
+        self.average = {name: value.clone() for name, value in self.weights.items()}
+        live = self._live_file(args, state)
         if state.global_step and live.is_file():  # resumed: the checkpoint's model is the average
-            from safetensors.torch import load_file
-
             self.model.load_state_dict(load_file(live), strict=True)
 
     @torch.no_grad()
     def on_step_end(self, args, state, control, **kwargs):
         steps = state.global_step
         decay = min(self.decay, (1.0 + steps) / (10.0 + steps))
-        for name, value in self._state().items():
+        for name, value in self.weights.items():
             if value.is_floating_point():
-                self.average[name].lerp_(value.detach(), 1.0 - decay)
+                self.average[name].lerp_(value, 1.0 - decay)
             else:
                 self.average[name].copy_(value)
 
     @torch.no_grad()
     def on_epoch_end(self, args, state, control, **kwargs):
-        state_dict = self._state()
-        self.live = {name: value.detach().clone() for name, value in state_dict.items()}
-        for name, value in state_dict.items():
+        self.live = {name: value.clone() for name, value in self.weights.items()}
+        for name, value in self.weights.items():
             value.copy_(self.average[name])
 
     def on_save(self, args, state, control, **kwargs):
         if self.live is not None:
-            from safetensors.torch import save_file
-
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            save_file({name: value.contiguous() for name, value in self.live.items()}, folder / self.LIVE_WEIGHTS)
+            tensors = {name: value.contiguous() for name, value in self.live.items()}
+            write_atomically(self._live_file(args, state), lambda temporary: save_file(tensors, temporary))
             self._restore_live()
 
     def on_step_begin(self, args, state, control, **kwargs):
@@ -216,7 +215,7 @@ class WeightEmaCallback(TrainerCallback):
     def _restore_live(self) -> None:
         if self.live is None:
             return
-        for name, value in self._state().items():
+        for name, value in self.weights.items():
             value.copy_(self.live[name])
         self.live = None
 
