@@ -227,3 +227,20 @@ def test_frozen_first_stage_keeps_the_backbone_then_trains_it(trained, tmp_path)
     assert any(not torch.equal(start[k], stage1[k]) for k in head)
     assert any(not torch.equal(stage1[k], stage2[k]) for k in backbone)
     assert "`backbone` frozen" in (out / "README.md").read_text()
+
+
+def test_fine_tuning_from_int8_storage_trains_float_layers(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    from hub_models import zoo
+
+    zoo.add(trained, "int8", int8_linears=["head.dense.0"], zoo_dir=tmp_path / "zoo")
+    out = tmp_path / "from-int8"
+    finetune.run(["--model", str(tmp_path / "zoo" / "int8"), "--dataset", "fer2013", "--limit", "32",
+                  "--batch-size", "16", "--threads", "1", "--output-dir", str(out)])
+    start = load_file(tmp_path / "zoo" / "int8" / "model.safetensors")
+    tuned = load_file(out / "model.safetensors")
+    assert "head.dense.0.weight_scale" not in tuned and tuned["head.dense.0.weight"].is_floating_point()
+    dequantized = start["head.dense.0.weight"].float() * start["head.dense.0.weight_scale"]
+    assert not torch.allclose(tuned["head.dense.0.weight"], dequantized)  # trained, not frozen
+    assert json.loads((out / "config.json").read_text())["int8_linears"] == []

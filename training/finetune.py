@@ -263,6 +263,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if loaded.kind == "architecture" and recipe.model_config:  # the recipe's input size etc.; the user's win
         loaded = load_model(args.model, {**recipe.model_config, **overrides}, labels=data.labels)
     model = loaded.model
+    model.float_linears()  # layers a zoo entry stores as int8 train as float (the zoo re-quantises)
     if loaded.trained:  # fitted to the old head and data: train on raw one-view logits, refit at the end
         model.config.calibration_temperature, model.config.test_time_flip = 1.0, False
     targs = training_arguments(args, recipe, output_dir)

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
+from ..shared.fer_base import quantize_rows
 
 ORG = "fer-workbench"
 ZOO_DIR = Path(__file__).resolve().parent
@@ -29,6 +34,7 @@ SHIPPED_SUFFIXES = {".json", ".py", ".md", ".safetensors", ".csv"}  # .csv: the 
 # model is embedded.
 UNTRAINED_FALLBACK = ("patt_lite", "ddamfn", "attention_cnn")
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+STORAGE_START, STORAGE_END = "<!-- storage -->", "<!-- /storage -->"
 
 
 def _read_manifest(zoo_dir: Path) -> dict[str, dict]:
@@ -80,19 +86,88 @@ def _revision(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _replace_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary sibling and rename it over `path`: never a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
+    if path.exists():
+        shutil.copymode(path, partial)  # safetensors writes 0600; keep the file readable as it was
+    os.replace(partial, path)
+
+
 def _cast_to_fp16(weights: Path) -> None:
     tensors = load_file(str(weights))
     halved = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    save_file(halved, str(weights), metadata={"format": "pt", "stored_dtype": "float16"})
+    _replace_file(weights, lambda p: save_file(halved, str(p), metadata={"format": "pt", "stored_dtype": "float16"}))
 
 
-def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = False,
-        ablation_of: str | None = None, differs: str | None = None, zoo_dir: Path = ZOO_DIR) -> str:
+def _store_int8(target: Path, linears: Sequence[str]) -> None:
+    """Rewrite the named dense layers of a folder's weights as int8 rows with float32 scales and
+    record them in its config (``int8_linears``), so the folder loads with int8 layers."""
+    weights, config_path = target / "model.safetensors", target / "config.json"
+    tensors = load_file(str(weights))
+    with safe_open(str(weights), "pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    config = json.loads(config_path.read_text())
+    stored = list(config.get("int8_linears") or [])
+    for name in linears:
+        if name in stored:
+            continue
+        weight = tensors.get(f"{name}.weight")
+        if weight is None or weight.ndim != 2 or not weight.is_floating_point():
+            raise ValueError(f"{target.name}: {name!r} is not a dense layer with a float weight in model.safetensors")
+        tensors[f"{name}.weight"], tensors[f"{name}.weight_scale"] = quantize_rows(weight)
+        stored.append(name)
+    config["int8_linears"] = stored
+    metadata["int8_linears"] = ",".join(stored)
+    _replace_file(weights, lambda p: save_file(tensors, str(p), metadata=metadata))
+    _replace_file(config_path, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
+    _card_storage(target / "README.md", stored)
+
+
+def _card_storage(card: Path, stored: Sequence[str]) -> None:
+    """Say on the card which layers are int8 (before its Limitations, replacing an earlier note)."""
+    if not card.is_file():
+        return
+    layers = ", ".join(f"`{name}`" for name in stored)
+    section = (f"{STORAGE_START}\n## Storage\n\nThe dense layers {layers} are stored as int8 with one float32 "
+               "scale per output row (`config.int8_linears`, about a quarter of their float32 bytes); the model "
+               "rebuilds their float weights when it first runs and computes in float. Fine-tuning turns them "
+               "back into float layers (`model.float_linears()`).\n" + STORAGE_END + "\n")
+    text = card.read_text(encoding="utf-8")
+    if STORAGE_START in text:
+        start, end = text.index(STORAGE_START), text.index(STORAGE_END) + len(STORAGE_END) + 1
+        text = text[:start] + section + text[end:]
+    elif "\n## Limitations" in text:
+        at = text.index("\n## Limitations") + 1
+        text = text[:at] + section + "\n" + text[at:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    card.write_text(text, encoding="utf-8")
+
+
+def store_int8(name: str, linears: Sequence[str], zoo_dir: Path = ZOO_DIR) -> str:
+    """Store an entry's named dense layers as int8 (see :func:`add`) and re-pin its revision: a
+    storage change of the same checkpoint, whose accuracy change the card must state."""
+    target = folder(f"{ORG}/{name}", zoo_dir)
+    _store_int8(target, linears)
+    manifest = _read_manifest(zoo_dir)
+    manifest[name]["int8_linears"] = json.loads((target / "config.json").read_text())["int8_linears"]
+    manifest[name]["revision"] = _revision(sorted(target.iterdir()))
+    (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest[name]["revision"]
+
+
+def add(checkpoint: Path, name: str, *, fp16: bool = False, int8_linears: Sequence[str] = (),
+        default: bool = False, ablation_of: str | None = None, differs: str | None = None,
+        zoo_dir: Path = ZOO_DIR) -> str:
     """Copy a trained Hub folder into the zoo as ``fer-workbench/<name>`` and pin its revision.
 
     Refuses to replace an existing entry: git history keeps every committed checkpoint, so a
     checkpoint goes in once, when final. ``fp16`` stores weights in half precision (they load
-    back as float32) to keep the zoo small. ``default`` marks it as one the app and the CLI open on.
+    back as float32) to keep the zoo small; ``int8_linears`` names dense layers stored as int8 with
+    one scale per row on top of that (``FerConfig.int8_linears``). ``default`` marks it as one the
+    app and the CLI open on.
     ``ablation_of`` names the zoo entry this one is an ablation of (same recipe and budget) and
     ``differs`` says how, e.g. "no attention": the app's picker shows the pair as such.
     """
@@ -112,11 +187,18 @@ def add(checkpoint: Path, name: str, *, fp16: bool = False, default: bool = Fals
         shutil.copy2(path, target / path.name)
     if fp16:
         _cast_to_fp16(target / "model.safetensors")
+    if int8_linears:
+        _store_int8(target, int8_linears)
     name_card(target / "README.md", checkpoint.name, name)
     manifest = _read_manifest(zoo_dir)
-    manifest[name] = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16,
-                      **({"default": True} if default else {}),
-                      **({"ablation": {"of": ablation_of, "differs": differs}} if ablation_of else {})}
+    entry = {"revision": _revision(sorted(target.iterdir())), "fp16": fp16,
+             **({"int8_linears": list(int8_linears)} if int8_linears else {}),
+             **({"default": True} if default else {}),
+             **({"ablation": {"of": ablation_of, "differs": differs}} if ablation_of else {})}
+    # An ablation follows the entry it ablates, so the picker lists the pair together.
+    names = [key for key in manifest if key != name]
+    at = names.index(ablation_of) + 1 if ablation_of in names else len(names)
+    manifest = {**{key: manifest[key] for key in names[:at]}, name: entry, **{key: manifest[key] for key in names[at:]}}
     (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return f"{ORG}/{name}"
 
