@@ -107,7 +107,7 @@ def _store_int8(target: Path, linears: Sequence[str]) -> None:
     weights, config_path = target / "model.safetensors", target / "config.json"
     tensors = load_file(str(weights))
     with safe_open(str(weights), "pt") as handle:
-        metadata = dict(handle.metadata() or {})
+        metadata = handle.metadata()
     config = json.loads(config_path.read_text())
     stored = list(config.get("int8_linears") or [])
     for name in linears:
@@ -118,8 +118,9 @@ def _store_int8(target: Path, linears: Sequence[str]) -> None:
             raise ValueError(f"{target.name}: {name!r} is not a dense layer with a float weight in model.safetensors")
         tensors[f"{name}.weight"], tensors[f"{name}.weight_scale"] = quantize_rows(weight)
         stored.append(name)
+    if stored == config.get("int8_linears"):
+        return  # already stored so: leave the files (and the revision) as they are
     config["int8_linears"] = stored
-    metadata["int8_linears"] = ",".join(stored)
     _replace_file(weights, lambda p: save_file(tensors, str(p), metadata=metadata))
     _replace_file(config_path, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
     _card_storage(target / "README.md", stored)
