@@ -273,6 +273,21 @@ def test_clicking_a_confusion_cell_picks_its_classes():
     assert pick_cell(run, "m", gr.EventData(None, None)) == (gr.update(), gr.update())
 
 
+def test_every_zoo_ablation_is_offered_next_to_its_model_and_named_as_such():
+    from hub_models import zoo
+    from spaces.model_choice import offered_models
+
+    labels = {spec: label for label, spec in offered_models()}
+    specs = list(labels)
+    ablations = {model_id: zoo.ablation_note(model_id) for model_id in zoo.model_ids() if zoo.ablation_note(model_id)}
+    if not ablations:
+        pytest.skip("the embedded zoo holds no ablation")
+    for model_id, note in ablations.items():
+        of = f"{zoo.ORG}/{note.removeprefix('ablation of ').partition(':')[0]}"
+        assert note in labels[model_id] and "trained" in labels[model_id]
+        assert specs.index(model_id) == specs.index(of) + 1, f"{model_id} is not listed right after {of}"
+
+
 def test_eight_simultaneous_users_all_get_answers(app_url):  # noqa: F811
     # Eight identical requests give identical output files under one content-hashed cache path,
     # downloaded while the other requests produce them again (written once, atomically).
