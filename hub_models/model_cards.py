@@ -88,6 +88,16 @@ ARCHITECTURE_SECTIONS: dict[str, Callable[[FerConfig], list[str]]] = {
 }
 
 
+def put_section(text: str, section: str, start: str, end: str, before: str) -> str:
+    """A card's text with its `start`…`end` marked section replaced by `section`, or, the first
+    time, inserted before the `before` heading line (at the end when the card has none)."""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        return head + section.rstrip("\n") + rest.split(end, 1)[1]
+    marker = f"\n{before}\n"
+    return text.replace(marker, "\n" + section + marker, 1) if marker in text else text + "\n" + section
+
+
 def architecture_section(model) -> str:
     """Markdown for a card's "Architecture" section (empty for architectures without an entry)."""
     describe = ARCHITECTURE_SECTIONS.get(model.config.model_type)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hub_models.loading import config_override
+from hub_models.model_cards import put_section
 from training.calibration import ECE_BINS, calibration_report, fit_temperature, plot_reliability
 from training.cli import add_data_arguments, run_cli
 from training.data import DataError, FerData, load_data
@@ -88,16 +89,8 @@ def card_section(reports: dict[str, dict[str, Any]], dataset: str, flip: dict[st
 
 def update_card(card: Path, section: str) -> None:
     """Insert or replace the calibration section of a model card (README.md)."""
-    if not card.is_file():
-        return
-    text = card.read_text()
-    if CARD_START in text and CARD_END in text:
-        head, rest = text.split(CARD_START, 1)
-        text = head + section.rstrip("\n") + rest.split(CARD_END, 1)[1]
-    else:
-        marker = "\n## Model\n"
-        text = text.replace(marker, "\n" + section + marker, 1) if marker in text else text + "\n" + section
-    write_text_atomically(card, text)
+    if card.is_file():
+        write_text_atomically(card, put_section(card.read_text(), section, CARD_START, CARD_END, "## Model"))
 
 
 def set_config_fields(config_path: Path, **fields: Any) -> None:

@@ -2,16 +2,18 @@
 
 A run can be killed at any moment (a time limit, Ctrl-C, a full disk). Whatever it leaves behind
 must not pass for a result: single files are written under a temporary name in their own folder
-and renamed into place (``os.replace`` is atomic within one file system), and a folder of results
-is filled in a staging folder whose files are moved into place with the completion marker last.
+and renamed into place (`hub_models.files.write_atomically`), and a folder of results is filled in
+a staging folder whose files are moved into place with the completion marker last.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from hub_models.files import write_atomically, write_text_atomically  # noqa: F401  (one writer, shared with the zoo)
 
 NAME_MAX = 255  # bytes in one path component (Linux, macOS, Windows)
 
@@ -20,24 +22,6 @@ def shown(path: Path | str, limit: int = 120) -> str:
     """A path short enough for a one-line error message."""
     text = str(path)
     return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-20:]} ({len(text)} characters)"
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Let `write` fill a temporary sibling of `path`, then rename it onto `path`: readers and
-    later runs see the old file or the whole new one, never a half-written one."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomically(path: Path, text: str) -> Path:
-    return write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def fresh_folder(folder: Path) -> Path:

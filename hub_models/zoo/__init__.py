@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..files import write_atomically, write_text_atomically
+from ..model_cards import put_section
 from ..shared.fer_base import quantize_rows
 
 ORG = "fer-workbench"
@@ -86,27 +87,19 @@ def _revision(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _replace_file(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary sibling and rename it over `path`: never a half-written file."""
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    if path.exists():
-        shutil.copymode(path, partial)  # safetensors writes 0600; keep the file readable as it was
-    os.replace(partial, path)
-
-
 def _cast_to_fp16(weights: Path) -> None:
     tensors = load_file(str(weights))
     halved = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    _replace_file(weights, lambda p: save_file(halved, str(p), metadata={"format": "pt", "stored_dtype": "float16"}))
+    write_atomically(weights, lambda p: save_file(halved, str(p), metadata={"format": "pt", "stored_dtype": "float16"}))
 
 
-def _store_int8(target: Path, linears: Sequence[str]) -> None:
+def _store_int8(target: Path, linears: Sequence[str]) -> list[str]:
     """Rewrite the named dense layers of a folder's weights as int8 rows with float32 scales and
-    record them in its config (``int8_linears``), so the folder loads with int8 layers."""
+    record them in its config (``int8_linears``), so the folder loads with int8 layers; returns
+    the layers now stored so."""
     weights, config_path = target / "model.safetensors", target / "config.json"
     tensors = load_file(str(weights))
-    with safe_open(str(weights), "pt") as handle:
+    with safe_open(str(weights), "pt") as handle:  # the header only: its metadata
         metadata = handle.metadata()
     config = json.loads(config_path.read_text())
     stored = list(config.get("int8_linears") or [])
@@ -119,41 +112,33 @@ def _store_int8(target: Path, linears: Sequence[str]) -> None:
         tensors[f"{name}.weight"], tensors[f"{name}.weight_scale"] = quantize_rows(weight)
         stored.append(name)
     if stored == config.get("int8_linears"):
-        return  # already stored so: leave the files (and the revision) as they are
+        return stored  # already stored so: leave the files (and the revision) as they are
     config["int8_linears"] = stored
-    _replace_file(weights, lambda p: save_file(tensors, str(p), metadata=metadata))
-    _replace_file(config_path, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
-    _card_storage(target / "README.md", stored)
+    write_atomically(weights, lambda p: save_file(tensors, str(p), metadata=metadata))
+    write_text_atomically(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    card = target / "README.md"
+    if card.is_file():
+        write_text_atomically(card, put_section(card.read_text(encoding="utf-8"), _storage_section(stored),
+                                                STORAGE_START, STORAGE_END, "## Limitations"))
+    return stored
 
 
-def _card_storage(card: Path, stored: Sequence[str]) -> None:
-    """Say on the card which layers are int8 (before its Limitations, replacing an earlier note)."""
-    if not card.is_file():
-        return
+def _storage_section(stored: Sequence[str]) -> str:
+    """The card's note of which layers are int8."""
     layers = ", ".join(f"`{name}`" for name in stored)
-    section = (f"{STORAGE_START}\n## Storage\n\nThe dense layers {layers} are stored as int8 with one float32 "
-               "scale per output row (`config.int8_linears`, about a quarter of their float32 bytes); the model "
-               "rebuilds their float weights when it first runs and computes in float. Fine-tuning turns them "
-               "back into float layers (`model.float_linears()`).\n" + STORAGE_END + "\n")
-    text = card.read_text(encoding="utf-8")
-    if STORAGE_START in text:
-        start, end = text.index(STORAGE_START), text.index(STORAGE_END) + len(STORAGE_END) + 1
-        text = text[:start] + section + text[end:]
-    elif "\n## Limitations" in text:
-        at = text.index("\n## Limitations") + 1
-        text = text[:at] + section + "\n" + text[at:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    card.write_text(text, encoding="utf-8")
+    return (f"{STORAGE_START}\n## Storage\n\nThe dense layers {layers} are stored as int8 with one float32 "
+            "scale per output row (`config.int8_linears`, about a quarter of their float32 bytes); the model "
+            "rebuilds their float weights when it first runs and computes in float. Fine-tuning turns them "
+            "back into float layers (`model.float_linears()`).\n" + STORAGE_END + "\n")
 
 
 def store_int8(name: str, linears: Sequence[str], zoo_dir: Path = ZOO_DIR) -> str:
     """Store an entry's named dense layers as int8 (see :func:`add`) and re-pin its revision: a
     storage change of the same checkpoint, whose accuracy change the card must state."""
     target = folder(f"{ORG}/{name}", zoo_dir)
-    _store_int8(target, linears)
+    stored = _store_int8(target, linears)
     manifest = _read_manifest(zoo_dir)
-    manifest[name]["int8_linears"] = json.loads((target / "config.json").read_text())["int8_linears"]
+    manifest[name]["int8_linears"] = stored
     manifest[name]["revision"] = _revision(sorted(target.iterdir()))
     (zoo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest[name]["revision"]
