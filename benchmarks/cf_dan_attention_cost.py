@@ -1,14 +1,18 @@
 """Attention cost of CF-DAN with and without K/V self-attention distillation (the paper claims −33 %).
 
 MACs (multiply–accumulates of conv/linear/matmul, `torch.utils.flop_counter` FLOPs / 2) of one
-112 px image, per CF-DA block and for the whole model, for the reconstruction's default (per-group
-distillation conv), a depthwise distillation conv, and no distillation. "spatial attention" is the
-spatial branch (Q/K/V projections, QKᵀ, AV) plus the distillation operator that feeds its K/V.
+image (112 px, the paper's size, or ``--image-size``), per CF-DA block and for the whole model, for
+the reconstruction's default (per-group distillation conv), a depthwise distillation conv, and no
+distillation. "spatial attention" is the spatial branch (Q/K/V projections, QKᵀ, AV) plus the
+distillation operator that feeds its K/V.
 
     python benchmarks/cf_dan_attention_cost.py
+    python benchmarks/cf_dan_attention_cost.py --image-size 48    # the zoo's and the claims runs' size
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -48,16 +52,22 @@ def plain_mhsa_macs(tokens: int, width: int, ratio: int = 1) -> int:
 
 
 def main() -> None:
-    rows = {name: block_costs(macs_by_module(CfDanConfig(**overrides))) for name, overrides in SETTINGS.items()}
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image-size", type=int, default=CfDanConfig().image_size)
+    size = parser.parse_args().image_size
+    rows = {name: block_costs(macs_by_module(CfDanConfig(image_size=size, **overrides)))
+            for name, overrides in SETTINGS.items()}
     base = rows["no distillation"]
-    print("| CF-DAN setting (112 px, per CF-DA block) | spatial attention MACs | vs no distillation "
+    print(f"| CF-DAN setting ({size} px, per CF-DA block) | spatial attention MACs | vs no distillation "
           "| whole block MACs | vs | model GMACs |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, row in rows.items():
-        print(f"| {name} | {row['spatial'] / 1e6:.2f} M | {row['spatial'] / base['spatial'] - 1:+.1%} "
+        print(f"| {name} | {row['spatial'] / 1e6:.3f} M | {row['spatial'] / base['spatial'] - 1:+.1%} "
               f"| {row['block'] / 1e6:.2f} M | {row['block'] / base['block'] - 1:+.1%} | {row['total'] / 1e9:.3f} |")
-    plain, distilled = plain_mhsa_macs(196, 256), plain_mhsa_macs(196, 256, 2)
-    print(f"\nReference, spec §1.1 formula for one ungrouped MHSA (N=196, d=256): {plain / 1e6:.1f} M → "
+    config = CfDanConfig(image_size=size)
+    tokens, width = config.grid**2, config.hidden_size
+    plain, distilled = plain_mhsa_macs(tokens, width), plain_mhsa_macs(tokens, width, 2)
+    print(f"\nReference, spec §1.1 formula for one ungrouped MHSA (N={tokens}, d={width}): {plain / 1e6:.1f} M → "
           f"{distilled / 1e6:.1f} M MACs with r=2 ({distilled / plain - 1:+.1%}), distillation operator excluded.")
 
 

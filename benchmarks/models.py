@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hub_models.counting import parameter_count
 from hub_models.variants import VARIANTS, create_variant
+from training.model_source import parse_overrides
 
 
 def select(patterns: list[str] | None, keras: bool) -> list[str]:
@@ -45,8 +46,9 @@ def median_seconds(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: i
     return statistics.median(times)
 
 
-def measure(name: str, runs: int, batch: int, batch_runs: int, warmup: int) -> dict[str, object]:
-    model = create_variant(name).eval()
+def measure(name: str, runs: int, batch: int, batch_runs: int, warmup: int,
+            overrides: dict[str, object]) -> dict[str, object]:
+    model = create_variant(name, **overrides).eval()
     size = model.config.image_size
     one = torch.randn(1, 3, size, size)
     with torch.inference_mode():
@@ -65,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="*", help="names or shell patterns (default: all)")
     parser.add_argument("--keras", action="store_true", help="include the *_keras attention-CNN variants")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every variant, e.g. image_size=48 (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 calls (≥ 20 for the README)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -72,9 +76,10 @@ def main() -> None:
     parser.add_argument("--batch-runs", type=int, default=3, help="timed calls at --batch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = parse_overrides(args.config)
     rows = []
     for name in select(args.variants, args.keras):
-        rows.append(measure(name, args.runs, args.batch, args.batch_runs, args.warmup))
+        rows.append(measure(name, args.runs, args.batch, args.batch_runs, args.warmup, overrides))
         print(f"measured {name}", flush=True, file=sys.stderr)
     header = list(rows[0])
     print(f"torch {torch.__version__}, {args.threads} CPU threads, batch-1 median of {args.runs} runs, "
