@@ -4,10 +4,15 @@ canvas, detected, and aligned to the model's template by the engine. Both paths 
 `workbench.prepare_face`, the engine's one path from a face to pixel values.
 
 Faces: the first `--fer2013 N` FER2013 PrivateTest crops, and every CK+ (48 px) face whose class
-the model knows (`--ckplus`). Prints a markdown table: accuracy of each path on the faces the
-detector found, how often the two paths agree, and how often each is right where the other is wrong.
+the model knows (`--ckplus`). `--canvas reflect` surrounds the face with its own mirrored border
+instead of noise: where the template reaches past a tight crop the aligned face then holds
+continuous, face-like context, as hair and background are in a real photo; comparing the two
+canvases tells how much of the aligned path's loss is the noise border, not the alignment. Prints a
+markdown table: accuracy of each path on the faces the detector found, how often the two paths
+agree, and how often each is right where the other is wrong.
 
     python benchmarks/alignment.py --fer2013 1000 --ckplus
+    python benchmarks/alignment.py --fer2013 1000 --canvas reflect
 """
 
 from __future__ import annotations
@@ -31,14 +36,17 @@ UPSCALE = 4
 MARGIN = 0.75  # canvas margin on each side, as a share of the upscaled face
 
 
-def as_photo(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The crop upscaled into the middle of a noisy canvas, so that the detector sees context."""
+def as_photo(gray: np.ndarray, rng: np.random.Generator, canvas: str = "noise") -> np.ndarray:
+    """The crop upscaled into the middle of a larger canvas, so that the detector sees context."""
     side = gray.shape[0] * UPSCALE
     face = cv2.resize(gray, (side, side), interpolation=cv2.INTER_CUBIC)
     margin = int(side * MARGIN)
-    canvas = np.clip(rng.normal(120, 25, (side + 2 * margin,) * 2), 0, 255).astype(np.uint8)
-    canvas[margin:margin + side, margin:margin + side] = face
-    return np.repeat(canvas[..., None], 3, axis=2)
+    if canvas == "reflect":
+        photo = cv2.copyMakeBorder(face, *(margin,) * 4, cv2.BORDER_REFLECT_101)
+    else:
+        photo = np.clip(rng.normal(120, 25, (side + 2 * margin,) * 2), 0, 255).astype(np.uint8)
+        photo[margin:margin + side, margin:margin + side] = face
+    return np.repeat(photo[..., None], 3, axis=2)
 
 
 def labelled_faces(fer2013: int, ckplus: bool) -> dict[str, list[tuple[np.ndarray, str]]]:
@@ -62,17 +70,19 @@ def main() -> None:
     parser.add_argument("--fer2013", type=int, default=1000, help="first N FER2013 PrivateTest faces (0: none)")
     parser.add_argument("--ckplus", action="store_true", help="also every CK+ face of a class the model knows")
     parser.add_argument("--detector", default="retinaface")
+    parser.add_argument("--canvas", choices=("noise", "reflect"), default="noise",
+                        help="what surrounds the upscaled crop: noise, or the crop's mirrored border")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = get_detector(args.detector)
     models = [load_model(spec) for spec in args.models]
-    print(f"tight crop vs {args.detector} detection + alignment in a {UPSCALE}× upscaled canvas\n")
+    print(f"tight crop vs {args.detector} detection + alignment in a {UPSCALE}× upscaled, {args.canvas} canvas\n")
     print("| faces | model | detected | accuracy, tight crop | accuracy, aligned | same prediction "
           "| only aligned right | only tight right |\n|---|---|---:|---:|---:|---:|---:|---:|")
     for name, faces in labelled_faces(args.fer2013, args.ckplus).items():
         rng = np.random.default_rng(0)
-        photos = [(as_photo(gray, rng), gray, label) for gray, label in faces]
+        photos = [(as_photo(gray, rng, args.canvas), gray, label) for gray, label in faces]
         found = [(photo, detector.detect(photo), gray, label) for photo, gray, label in photos]
         for loaded in models:
             known = [canonical(label) for label in loaded.labels]
