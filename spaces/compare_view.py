@@ -49,6 +49,8 @@ SHOWN_OUTPUTS = 3 + 5 * MAX_MODELS + 2
 BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 DISPLAY_SIDE = 320
 DEFAULT_OPACITY = 0.6
+# An ablation without attention (e.g. VGG-19 beside VGG-19 + CBAM) has nothing to show there.
+NO_NATIVE_MAPS = "no native maps: this model has no attention module to read them from"
 METRIC_TITLES = {"deletion_auc": "deletion ↓", "insertion_auc": "insertion ↑", "road_morf": "ROAD MoRF ↓",
                  "road_lerf": "ROAD LeRF ↑"}
 
@@ -330,6 +332,8 @@ def _column(analysis: ModelAnalysis, methods: tuple[str, ...], trained: bool, op
     if analysis.target != analysis.predicted:
         lines.append(f"maps explain **{analysis.target}** (predicted: {analysis.predicted})")
     lines += [f"<small>{note}</small>" for note in analysis.notes]
+    if not analysis.native:
+        lines.append(f"<small>{NO_NATIVE_MAPS}</small>")
     maps = {METHODS[method].title: analysis.cams[method] for method in methods if method in analysis.cams}
     if len(maps) == 1:
         cam = overlay(analysis.face, next(iter(maps.values())), opacity, min_side=DISPLAY_SIDE, beside=True)

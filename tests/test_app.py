@@ -273,6 +273,15 @@ def test_clicking_a_confusion_cell_picks_its_classes():
     assert pick_cell(run, "m", gr.EventData(None, None)) == (gr.update(), gr.update())
 
 
+def test_a_model_without_attention_says_why_its_native_maps_are_missing(client):
+    from spaces.compare_view import NO_NATIVE_MAPS
+
+    out = analyze(client, EXAMPLES / "grace_hopper.jpg", models=["vgg19_none", "patt_lite"])
+    (plain_header, _, _, plain_gallery), (attention_header, _, _, attention_gallery) = out[3:7], out[7:11]
+    assert NO_NATIVE_MAPS in plain_header and not plain_gallery
+    assert NO_NATIVE_MAPS not in attention_header and attention_gallery
+
+
 def test_every_zoo_ablation_is_offered_next_to_its_model_and_named_as_such():
     from hub_models import zoo
     from spaces.model_choice import offered_models
