@@ -36,6 +36,7 @@ import torch
 from landmarks import predict  # the sibling benchmark (this folder is on sys.path when run as a script)
 
 from workbench import Detection, canonical, get_detector, load_image, load_model, test_faces
+from workbench.faces import whole_image_face
 from workbench.faces.align import similarity_transform, template_points
 
 UPSCALE = 4
@@ -138,11 +139,9 @@ def main() -> None:
                     rows.append(None)
                     continue
                 crop = np.repeat(gray[..., None], 3, axis=2)
-                whole = Detection((0, 0, crop.shape[1], crop.shape[0]), np.zeros((5, 2)), 1.0)
-                tight = predict(loaded, crop, whole, whole_image=True)
+                tight = predict(loaded, crop, whole_image_face(crop), whole_image=True)
                 square = box_crop(photo, detections[0])
-                boxed = predict(loaded, square, Detection((0, 0, square.shape[1], square.shape[0]),
-                                                          np.zeros((5, 2)), 1.0), whole_image=True)
+                boxed = predict(loaded, square, whole_image_face(square), whole_image=True)
                 aligned = predict(loaded, photo, detections[0], whole_image=False)
                 rows.append((tight == truth, boxed == truth, aligned == truth, tight == aligned))
             scored = np.array([r for r in rows if r is not None], dtype=bool).reshape(-1, 4)
