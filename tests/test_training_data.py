@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import DataError, default_data_dir, ferplus_targets, load_data, subject_folds
+from training.data import (
+    CLEAR_MAJORITY,
+    DataError,
+    default_data_dir,
+    ferplus_clear_majority,
+    ferplus_targets,
+    load_data,
+    subject_folds,
+)
 from training.inputs import FaceDataset, ProcessorCollator, build_augmentation
 from training.metrics import classification_report, write_report
 from training.trainer import compute_metrics
@@ -119,12 +127,37 @@ def test_ferplus_majority_drops_unknown_and_keeps_vote_shares():
     assert shares[2].tolist() == pytest.approx([0, 0, 0.5, 0, 0, 0, 0.5, 0])
 
 
-def test_ferplus_soft_labels_reach_the_batch(tmp_path):
-    fer_csv(tmp_path / "fer2013.csv", GOOD_ROWS)
+def test_ferplus_clear_majority_follows_the_reference_code():
+    #          neutral happy surprise sad anger disgust fear contempt unknown NF
+    votes = [[5, 3, 1, 1, 0, 0, 0, 0, 0, 0],   # single votes dropped: 5 of 8 → clear
+             [4, 4, 2, 0, 0, 0, 0, 0, 0, 0],   # 4 of 10: no majority
+             [3, 2, 2, 2, 1, 0, 0, 0, 0, 0],   # 3 of 9 after the outlier: no majority
+             [0, 0, 0, 0, 0, 0, 6, 0, 4, 0],   # 6 of 10, unknown counts in the total → clear
+             [0, 0, 0, 0, 0, 0, 0, 0, 7, 3],   # unknown leads → never kept
+             [0, 0, 0, 0, 0, 0, 5, 0, 5, 0]]   # exactly half: no majority
+    assert ferplus_clear_majority(np.array(votes)).tolist() == [True, False, False, True, False, False]
+
+
+def ferplus_files(folder: Path, second_training_votes: str) -> None:
+    """GOOD_ROWS as FER2013 plus a vote file: one face per split, the second training face's votes given."""
+    fer_csv(folder / "fer2013.csv", GOOD_ROWS)
     header = "row,usage,fer2013_row_index,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
-    votes = ["0,Training,0,0,10,0,0,0,0,0,0,0,0", "1,Training,1,2,0,0,0,8,0,0,0,0,0",
+    votes = ["0,Training,0,0,10,0,0,0,0,0,0,0,0", f"1,Training,1,{second_training_votes}",
              "2,PublicTest,2,10,0,0,0,0,0,0,0,0,0", "3,PrivateTest,3,0,0,0,0,0,0,9,0,1,0"]
-    (tmp_path / "ferplus_votes.csv").write_text("\n".join([header, *votes]) + "\n")
+    (folder / "ferplus_votes.csv").write_text("\n".join([header, *votes]) + "\n")
+
+
+def test_ferplus_splits_carry_the_clear_majority_subset(tmp_path):
+    ferplus_files(tmp_path, "4,0,0,0,4,0,2,0,0,0")
+    data = load_data("ferplus", tmp_path)
+    assert data.train.subsets[CLEAR_MAJORITY].tolist() == [True, False]
+    assert data.test.subsets[CLEAR_MAJORITY].tolist() == [True]
+    assert data.train.head(1).subsets[CLEAR_MAJORITY].tolist() == [True]
+    assert load_data("fer2013", tmp_path).test.subsets == {}
+
+
+def test_ferplus_soft_labels_reach_the_batch(tmp_path):
+    ferplus_files(tmp_path, "2,0,0,0,8,0,0,0,0,0")
     data = load_data("ferplus", tmp_path, soft_labels=True)
     assert data.train.labels.shape == (2, 8) and data.train.labels[1].tolist() == pytest.approx([0.2, 0, 0, 0, 0.8,
                                                                                                   0, 0, 0])

@@ -22,7 +22,9 @@ from transformers import AutoModelForImageClassification, TrainerCallback
 
 import hub_models
 from training import evaluate, finetune
-from training.data import default_data_dir
+from training.data import CLEAR_MAJORITY, default_data_dir, load_data
+from training.evaluation import predict_logits
+from training.inputs import FaceDataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = default_data_dir()
@@ -197,6 +199,15 @@ def test_ferplus_soft_labels_train_through_the_trainer(tmp_path):
     assert summary["global_step"] == 2
     config = json.loads((out / "config.json").read_text())
     assert list(config["id2label"].values()) == list(hub_models.FERPLUS_LABELS)
+    # The papers' FERPlus test set (clear majorities) is reported beside the whole split.
+    subset = json.loads((out / "metrics_test.json").read_text())["subsets"][CLEAR_MAJORITY]
+    test = load_data("ferplus", limit=32).test
+    clear = test.subsets[CLEAR_MAJORITY]
+    model = AutoModelForImageClassification.from_pretrained(out)
+    correct = predict_logits(model, FaceDataset(test)).argmax(axis=1) == test.labels
+    assert subset["num_samples"] == clear.sum() < len(test)
+    assert subset["accuracy"] == pytest.approx(correct[clear].mean())
+    assert f"| PrivateTest, {CLEAR_MAJORITY} | {clear.sum()} | " in (out / "README.md").read_text()
 
 
 @pytest.mark.skipif(not (DATA / "ckplus48").is_dir(), reason=f"CK+ not found under {DATA}")

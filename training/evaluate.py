@@ -72,10 +72,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
                      limit=args.limit, on_bad=args.on_bad)
     reports = {}
     for split in args.split:
-        reports[split] = evaluate_split(loaded.model, data, split, out, batch_size=args.batch_size)
+        report = reports[split] = evaluate_split(loaded.model, data, split, out, batch_size=args.batch_size)
         print(f"[evaluate] {args.model} on {data.description.get('dataset', data.name)} "
-              f"{reports[split]['split']}: accuracy {reports[split]['accuracy']:.4f}, macro-F1 "
-              f"{reports[split]['macro_f1']:.4f} ({reports[split]['num_samples']} samples) → {out}", flush=True)
+              f"{report['split']}: accuracy {report['accuracy']:.4f}, macro-F1 "
+              f"{report['macro_f1']:.4f} ({report['num_samples']} samples) → {out}", flush=True)
+        for name, subset in report["subsets"].items():
+            print(f"[evaluate]   {name} subset: accuracy {subset['accuracy']:.4f}, macro-F1 {subset['macro_f1']:.4f} "
+                  f"({subset['num_samples']} samples)", flush=True)
     if args.update_card:
         update_results(card, reports, loaded.model, data.description.get("dataset_id", data.name))
         print(f"[evaluate] model card updated: {card}", flush=True)

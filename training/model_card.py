@@ -43,11 +43,17 @@ def _percent(value: float | None) -> str:
 
 
 def _metrics_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per split, then one per reported subset of it, and what each subset is."""
     rows = ["| split | samples | accuracy | macro-F1 |", "|---|---|---|---|"]
+    notes: dict[str, str] = {}
     for report in reports.values():
         rows.append(f"| {report['split']} | {report['num_samples']} | {_percent(report['accuracy'])} | "
                     f"{report['macro_f1']:.4f} |")
-    return "\n".join(rows)
+        for name, subset in report.get("subsets", {}).items():
+            rows.append(f"| {report['split']}, {name} | {subset['num_samples']} | {_percent(subset['accuracy'])} | "
+                        f"{subset['macro_f1']:.4f} |")
+            notes[name] = subset["about"]
+    return "\n".join([*rows, *(["", *(f"*{name}*: {about}." for name, about in notes.items())] if notes else [])])
 
 
 def _recall_table(report: Mapping[str, Any]) -> str:
