@@ -42,18 +42,22 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}%"
 
 
+def _metrics_row(label: str, measured: Mapping[str, Any]) -> str:
+    return f"| {label} | {measured['num_samples']} | {_percent(measured['accuracy'])} | {measured['macro_f1']:.4f} |"
+
+
 def _metrics_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
     """One row per split, then one per reported subset of it, and what each subset is."""
     rows = ["| split | samples | accuracy | macro-F1 |", "|---|---|---|---|"]
     notes: dict[str, str] = {}
     for report in reports.values():
-        rows.append(f"| {report['split']} | {report['num_samples']} | {_percent(report['accuracy'])} | "
-                    f"{report['macro_f1']:.4f} |")
-        for name, subset in report.get("subsets", {}).items():
-            rows.append(f"| {report['split']}, {name} | {subset['num_samples']} | {_percent(subset['accuracy'])} | "
-                        f"{subset['macro_f1']:.4f} |")
+        rows.append(_metrics_row(report["split"], report))
+        for name, subset in report["subsets"].items():
+            rows.append(_metrics_row(f"{report['split']}, {name}", subset))
             notes[name] = subset["about"]
-    return "\n".join([*rows, *(["", *(f"*{name}*: {about}." for name, about in notes.items())] if notes else [])])
+    if notes:
+        rows += ["", *(f"*{name}*: {about}." for name, about in notes.items())]
+    return "\n".join(rows)
 
 
 def _recall_table(report: Mapping[str, Any]) -> str:
