@@ -162,3 +162,48 @@ def test_flip_averaging_is_switched_on_with_a_refit_temperature_and_the_card_fol
     assert text.count("## Calibration") == 1 and "## Training" in text and "## Limitations" in text
     with pytest.raises(DataError, match="--update-card needs a model folder"):
         evaluate.run(["--model", "patt_lite", "--limit", "8", "--output-dir", str(tmp_path / "e"), "--update-card"])
+
+
+@needs_fer2013
+def test_precise_batchnorm_statistics_are_what_training_saves_and_calibrate_keeps_only_on_evidence(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageClassification
+
+    from training.batchnorm import batchnorm_statistics, recompute_batchnorm_statistics
+    from training.data import load_data
+    from training.inputs import FaceDataset, ProcessorCollator
+
+    out = tmp_path / "run"
+    finetune.run(["--model", "patt_lite", "--recipe", "cpu", "--dataset", "fer2013", "--limit", "64", "--epochs", "1",
+                  "--batch-size", "32", "--threads", "1", "--precise-bn", "48", "--precision", "fp32",
+                  "--output-dir", str(out)])  # fp32: the statistics can be compared closely
+    assert "recomputed from 48 training faces" in (out / "README.md").read_text()
+    train = FaceDataset(load_data("fer2013", limit=64).train)
+
+    def recomputed(faces: int, seed: int, channels_last: bool) -> dict[str, torch.Tensor]:
+        model = AutoModelForImageClassification.from_pretrained(out)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        collator = ProcessorCollator(model.image_processor(), channels_last)
+        recompute_batchnorm_statistics(model, train, collator, faces, 64, seed)
+        return batchnorm_statistics(model)
+
+    saved = load_file(out / "model.safetensors")
+    expected = recomputed(48, 42, channels_last=True)  # as the run: its seed, evaluation batch, memory format
+    assert expected
+    for name, value in expected.items():
+        torch.testing.assert_close(saved[name], value, rtol=1e-4, atol=1e-5)
+    before = (out / "model.safetensors").read_bytes()
+    calibrate.run(["--model", str(out), "--limit", "64", "--precise-bn", "16"])
+    report = json.loads((out / "calibration.json").read_text())
+    running, fresh = (report[f"validation_accuracy_{kind}_statistics"] for kind in ("running", "recomputed"))
+    assert report["precise_bn_faces"] == 16 and report["precise_bn_kept"] == (fresh >= running)
+    if report["precise_bn_kept"]:
+        written = load_file(out / "model.safetensors")
+        for name, value in recomputed(16, 0, channels_last=False).items():
+            torch.testing.assert_close(written[name], value, rtol=1e-4, atol=1e-5)
+    else:
+        assert (out / "model.safetensors").read_bytes() == before
+    verdict = "kept" if report["precise_bn_kept"] else "discarded"
+    assert f"recomputed from 16 training faces and {verdict} on the validation split's evidence" in (
+        out / "README.md").read_text()

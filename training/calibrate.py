@@ -13,6 +13,10 @@ model's forward applies it. The temperature is chosen on validation (FER2013 Pub
 (``config.test_time_flip``) before the fit: it changes the logits, so the temperature is refitted
 with it. The validation accuracy with and without it is printed and kept in ``calibration.json``,
 which is where the choice is made (never on the test split).
+
+``--precise-bn FACES`` first recomputes the model's BatchNorm statistics from that many training
+faces (`training.batchnorm`) and keeps them, written into the folder's weights, only if the
+validation accuracy does not drop; both accuracies go to ``calibration.json``.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import numpy as np
 
 from hub_models.loading import config_override
 from hub_models.model_cards import put_section
+from training.batchnorm import batchnorm_statistics, recompute_batchnorm_statistics, write_batchnorm_statistics
 from training.calibration import ECE_BINS, calibration_report, fit_temperature, plot_reliability
 from training.cli import add_data_arguments, run_cli
 from training.data import DataError, FerData, load_data
 from training.evaluation import label_index_map, predict_logits
 from training.files import write_text_atomically
-from training.inputs import FaceDataset
+from training.inputs import FaceDataset, ProcessorCollator
 from training.model_source import load_model, model_labels
 
 CARD_START, CARD_END = "<!-- calibration -->", "<!-- /calibration -->"
@@ -51,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store the temperature in the model folder's config.json")
     parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="average the logits with the mirror image's (default: keep the model's setting)")
+    parser.add_argument("--precise-bn", type=int, metavar="FACES",
+                        help="recompute the BatchNorm statistics from this many training faces; kept, and written "
+                             "into the folder's weights, only if the validation accuracy does not drop")
     return parser
 
 
@@ -66,8 +74,10 @@ def split_targets(model: Any, data: FerData, split: str) -> np.ndarray:
     return np.argsort(to_data)[data.split(split).hard_labels()]
 
 
-def card_section(reports: dict[str, dict[str, Any]], dataset: str, flip: dict[str, Any] | None = None) -> str:
-    """The card's calibration section; `flip`: the validation accuracies behind a flip-averaging switch."""
+def card_section(reports: dict[str, dict[str, Any]], dataset: str, flip: dict[str, Any] | None = None,
+                 statistics: dict[str, Any] | None = None) -> str:
+    """The card's calibration section; `flip`: the validation accuracies behind a flip-averaging
+    switch; `statistics`: those behind a BatchNorm-statistics recomputation (`try_precise_batchnorm`)."""
     rows = "\n".join(f"| {split} ({report['num_samples']}) | {100 * report['ece_before']:.2f}% | "
                      f"{100 * report['ece_after']:.2f}% | {report['nll_before']:.3f} | {report['nll_after']:.3f} |"
                      for split, report in reports.items())
@@ -79,6 +89,13 @@ def card_section(reports: dict[str, dict[str, Any]], dataset: str, flip: dict[st
                     f"split's evidence: {100 * flip['validation_accuracy_one_view']:.2f}% with one view, "
                     f"{100 * flip['validation_accuracy_flip']:.2f}% averaged with the mirror image; the temperature "
                     "is fitted on the logits the model now gives.\n\n")
+    if statistics and statistics["precise_bn_faces"]:
+        kept = statistics["precise_bn_kept"]
+        switched += (f"The BatchNorm statistics were recomputed from {statistics['precise_bn_faces']:,} training faces "
+                     f"and {'kept' if kept else 'discarded'} on the validation split's evidence: "
+                     f"{100 * statistics['validation_accuracy_running_statistics']:.2f}% with the running averages "
+                     f"of training, {100 * statistics['validation_accuracy_recomputed_statistics']:.2f}% recomputed"
+                     f"{' (`training/batchnorm.py`)' if kept else ''}.\n\n")
     return (f"{CARD_START}\n## Calibration\n\nTemperature T = {temperature:.3f}, fitted on the validation split of "
             f"{dataset} (NLL), stored as `config.calibration_temperature` and applied in the model's forward, so "
             "its softmax is calibrated everywhere (predictions do not change). ECE: 15 equal-width confidence "
@@ -110,6 +127,25 @@ def compare_flip(model: Any, data: FerData, batch_size: int) -> tuple[dict[str, 
     accuracy = {"validation_accuracy_one_view": float((logits[False].argmax(1) == targets).mean()),
                 "validation_accuracy_flip": float((logits[True].argmax(1) == targets).mean())}
     return accuracy, logits
+
+
+def try_precise_batchnorm(model: Any, data: FerData, faces: int, batch_size: int) -> dict[str, Any]:
+    """Recompute the BatchNorm statistics from training faces; keep them only if the validation
+    accuracy does not drop (the evidence is returned, for ``calibration.json`` and the card)."""
+    targets = split_targets(model, data, "validation")
+
+    def accuracy() -> float:
+        return float((split_logits(model, data, "validation", batch_size).argmax(1) == targets).mean())
+
+    before, running = accuracy(), batchnorm_statistics(model)
+    used = recompute_batchnorm_statistics(model, FaceDataset(data.train), ProcessorCollator(model.image_processor()),
+                                          faces, batch_size)
+    after = accuracy() if used else before
+    kept = bool(used) and after >= before
+    if not kept:
+        model.load_state_dict(running, strict=False)
+    return {"precise_bn_faces": used, "precise_bn_kept": kept, "validation_accuracy_running_statistics": before,
+            "validation_accuracy_recomputed_statistics": after}
 
 
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
@@ -146,6 +182,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                      limit=args.limit, on_bad=args.on_bad)
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
+    statistics = try_precise_batchnorm(model, data, args.precise_bn, args.batch_size) if args.precise_bn else {}
+    if statistics:
+        running, recomputed = (100 * statistics[f"validation_accuracy_{kind}_statistics"]
+                               for kind in ("running", "recomputed"))
+        print(f"[calibrate] validation accuracy {running:.2f}% with the running BatchNorm statistics, "
+              f"{recomputed:.2f}% recomputed from {statistics['precise_bn_faces']:,} training faces: "
+              f"{'recomputed' if statistics['precise_bn_kept'] else 'running'} statistics kept", flush=True)
     extra, logits = {}, None
     if args.test_time_flip is not None:
         extra, validation = compare_flip(model, data, args.batch_size)
@@ -156,14 +199,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         logits = {"validation": validation[args.test_time_flip],
                   "test": split_logits(model, data, "test", args.batch_size)}
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
-                              args.bins, logits=logits, extra=extra)
+                              args.bins, logits=logits, extra={**statistics, **extra})
     if args.write:
+        if statistics.get("precise_bn_kept"):
+            write_batchnorm_statistics(model, folder / "model.safetensors")
         fields = {"calibration_temperature": round(model.config.calibration_temperature, 5)}
         if args.test_time_flip is not None:
             fields["test_time_flip"] = args.test_time_flip
         set_config_fields(folder / "config.json", **fields)
         flip = {**extra, "test_time_flip": args.test_time_flip} if extra else None
-        update_card(folder / "README.md", card_section(reports, data.name, flip))
+        update_card(folder / "README.md", card_section(reports, data.name, flip, statistics))
     for split, report in reports.items():
         print(f"[calibrate] {split}: ECE {100 * report['ece_before']:.2f}% → {100 * report['ece_after']:.2f}% "
               f"(T = {report['temperature']:.3f}), NLL {report['nll_before']:.3f} → {report['nll_after']:.3f}",

@@ -41,6 +41,7 @@ from training.trainer import (
     FerTrainer,
     FrozenStageCallback,
     LogFilesCallback,
+    PreciseBatchNormCallback,
     SessionsCallback,
     TimeBudgetCallback,
     WeightEmaCallback,
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema-decay", type=float,
                        help="evaluate, checkpoint and ship an exponential moving average of the weights with this "
                             "per-step decay (e.g. 0.999); pass it again with --resume (default: off)")
+    train.add_argument("--precise-bn", type=int, metavar="FACES",
+                       help="recompute the BatchNorm statistics from this many training faces before each "
+                            "evaluation, 0 to keep the running averages (default: the recipe's)")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--workers", type=int, help="dataloader workers (default 0 on CPU, 4 on GPU)")
     train.add_argument("--logging-steps", type=int, default=50)
@@ -160,7 +164,7 @@ def choose_recipe(args: argparse.Namespace, loaded: LoadedModel) -> Recipe:
     recipe = recipe.with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=augment,
                                    weight_decay=args.weight_decay, optimizer=args.optimizer, frozen_epochs=frozen,
                                    schedule=args.schedule, precision=args.precision, compile=args.compile,
-                                   channels_last=args.channels_last)
+                                   channels_last=args.channels_last, precise_bn=args.precise_bn)
     if recipe.frozen_epochs and not recipe.frozen_module:
         raise DataError(f"--freeze-epochs: the {loaded.model.config.model_type} recipe names no module to freeze")
     if recipe.frozen_epochs >= recipe.epochs:
@@ -224,6 +228,9 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
         "training samples": len(data.train),
         "validation samples (model selection)": len(data.validation),
     }
+    if recipe.precise_bn:
+        facts["BatchNorm statistics"] = (f"recomputed from {recipe.precise_bn:,} training faces (no augmentation) "
+                                         "before each evaluation, to match the weights evaluated")
     if recipe.frozen_epochs:
         facts["stages"] = (f"{recipe.frozen_epochs} epochs with `{recipe.frozen_module}` frozen, then all layers at "
                            f"lr × {recipe.finetune_lr_scale:g}")
@@ -277,6 +284,9 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if args.ema_decay is not None:  # before the caller's callbacks: its live weights are saved first
         all_callbacks.append(WeightEmaCallback(model, args.ema_decay))
     all_callbacks.extend(callbacks)
+    collator = ProcessorCollator(processor, channels_last)
+    if recipe.precise_bn:  # after the weight average is swapped in: its statistics are the ones evaluated
+        all_callbacks.append(PreciseBatchNormCallback(model, FaceDataset(data.train), collator, recipe.precise_bn))
     if args.time_budget:
         all_callbacks.append(TimeBudgetCallback(args.time_budget))
     frozen = resolve_module(model, recipe.frozen_module) if recipe.frozen_epochs else None
@@ -286,7 +296,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         model=model, args=targs, recipe=recipe, frozen=frozen,
         train_dataset=FaceDataset(data.train, build_augmentation(recipe.augment)),
         eval_dataset=FaceDataset(data.validation),
-        data_collator=ProcessorCollator(processor, channels_last), compute_metrics=compute_metrics,
+        data_collator=collator, compute_metrics=compute_metrics,
         processing_class=processor, callbacks=all_callbacks)
     print(f"[finetune] {args.model} ({model.config.model_type}, {sum(p.numel() for p in model.parameters()):,} "
           f"params, {loaded.initialisation}) on {data.name}: train {len(data.train)}, validation "

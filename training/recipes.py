@@ -33,7 +33,9 @@ class Recipe:
     ``batch_augment`` augments whole batches as tensors inside the training step (and mixes or
     smooths the labels); ``augment`` names the older per-image augmentations. ``precision``,
     ``compile`` and ``channels_last`` are the CPU fast path (on a GPU, bf16 and channels-last are
-    always used). ``model_config`` holds config overrides the recipe was designed for (e.g. a
+    always used). ``precise_bn``: how many training faces the BatchNorm statistics are recomputed
+    from before each evaluation (0: the running averages of training; `training.batchnorm`).
+    ``model_config`` holds config overrides the recipe was designed for (e.g. a
     smaller input), applied to fresh models only and stated in the model card.
     """
 
@@ -57,6 +59,7 @@ class Recipe:
     precision: str = "fp32"
     compile: bool = False
     channels_last: bool = False
+    precise_bn: int = 0
     model_config: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
@@ -127,6 +130,10 @@ for _name, _recipe in RECIPES.items():
 # add cutmix/mixup against over-fitting. Inputs near FER2013's native 48 px.
 CPU_AUGMENT = BatchAugment()
 CPU_MIXING = BatchAugment(cutmix=1.0, mixup=0.4, mix_prob=0.5)
+# DDAMFN's fine-tuned running statistics let ~1% of FERPlus faces run away (training/batchnorm.py);
+# recomputed from 10,240 training faces they do not: PublicTest 80.89% → 81.96%. PAtt-Lite's lost
+# 0.4 points on PublicTest (85.31% → 84.91%), so it keeps its running averages.
+PRECISE_BN_FACES = 10240
 CPU_RECIPES: dict[str, Recipe] = {
     "patt_lite": Recipe(optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="cosine", warmup_epochs=1,
                         epochs=40, batch_size=64, max_grad_norm=3.0, augment=(), batch_augment=CPU_AUGMENT,
@@ -139,7 +146,7 @@ CPU_RECIPES: dict[str, Recipe] = {
                             **FAST_PATH["attention_cnn"], source="CPU recipe (AdamW, warm-up + cosine, 48 px)"),
     "ddamfn": Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup_epochs=1,
                      epochs=30, batch_size=64, augment=(), batch_augment=CPU_MIXING,
-                     model_config={"image_size": 64}, **FAST_PATH["ddamfn"],
+                     model_config={"image_size": 64}, **FAST_PATH["ddamfn"], precise_bn=PRECISE_BN_FACES,
                      source="CPU recipe (one-cycle AdamW, 64 px)"),
     # Swin from scratch at batch 64 stalls at a 1e-3 peak (loss flat at 1.83 for 7 epochs, one class
     # predicted); over the first 160 steps 1e-4 and 3e-4 learn (1.66, 1.69), so the peak is 2e-4.

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .batchnorm import recompute_batchnorm_statistics
 from .files import write_atomically, write_text_atomically
 from .recipes import Recipe
 
@@ -218,6 +219,21 @@ class WeightEmaCallback(TrainerCallback):
         for name, value in self.weights.items():
             value.copy_(self.live[name])
         self.live = None
+
+
+class PreciseBatchNormCallback(TrainerCallback):
+    """Before each evaluation, the BatchNorm statistics of the weights about to be evaluated (the
+    weight average's, when `WeightEmaCallback` runs before this one) are recomputed on a fixed
+    sample of training faces without augmentation (`training.batchnorm`): each checkpoint, and so
+    the best-epoch choice, holds statistics that belong to its weights. Training itself uses batch
+    statistics and is unaffected."""
+
+    def __init__(self, model: torch.nn.Module, dataset: torch.utils.data.Dataset, collator: Any, faces: int) -> None:
+        self.model, self.dataset, self.collator, self.faces = model, dataset, collator, faces
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        recompute_batchnorm_statistics(self.model, self.dataset, self.collator, self.faces,
+                                       args.per_device_eval_batch_size, seed=args.seed)
 
 
 class LogFilesCallback(TrainerCallback):
