@@ -124,3 +124,13 @@ def test_a_weights_file_of_another_model_is_refused_and_left_as_it_was(tmp_path)
     with pytest.raises(ValueError, match=r"no 'norm\.num_batches_tracked'"):
         write_batchnorm_statistics(model_with_stale_statistics(), weights)
     assert weights.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["-1", "ten", "2.5"])
+def test_a_face_count_that_is_not_a_whole_number_is_refused_by_both_commands(value, capsys) -> None:
+    from training import calibrate, finetune
+
+    for parser, required in ((calibrate.build_parser(), []), (finetune.build_parser(), ["--output-dir", "out"])):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--model", "patt_lite", *required, "--precise-bn", value])
+        assert f"expected a whole number of faces ≥ 0, got {value!r}" in capsys.readouterr().err

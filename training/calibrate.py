@@ -34,7 +34,7 @@ from hub_models.loading import config_override
 from hub_models.model_cards import put_section
 from training.batchnorm import batchnorm_statistics, recompute_batchnorm_statistics, write_batchnorm_statistics
 from training.calibration import ECE_BINS, calibration_report, fit_temperature, plot_reliability
-from training.cli import add_data_arguments, run_cli
+from training.cli import add_data_arguments, face_count, run_cli
 from training.data import DataError, FerData, load_data
 from training.evaluation import label_index_map, predict_logits
 from training.files import write_text_atomically
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store the temperature in the model folder's config.json")
     parser.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                         help="average the logits with the mirror image's (default: keep the model's setting)")
-    parser.add_argument("--precise-bn", type=int, metavar="FACES",
+    parser.add_argument("--precise-bn", type=face_count, metavar="FACES",
                         help="recompute the BatchNorm statistics from this many training faces; kept, and written "
                              "into the folder's weights, only if the validation accuracy does not drop")
     return parser
@@ -183,7 +183,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
     statistics = try_precise_batchnorm(model, data, args.precise_bn, args.batch_size) if args.precise_bn else {}
-    if statistics:
+    if statistics and not statistics["precise_bn_faces"]:
+        print("[calibrate] --precise-bn: the model has no BatchNorm layer (or no training face); nothing recomputed",
+              flush=True)
+    elif statistics:
         running, recomputed = (100 * statistics[f"validation_accuracy_{kind}_statistics"]
                                for kind in ("running", "recomputed"))
         print(f"[calibrate] validation accuracy {running:.2f}% with the running BatchNorm statistics, "

@@ -13,6 +13,17 @@ from .data import DATASETS, DataError
 from .model_source import ModelSourceError
 
 
+def face_count(text: str) -> int:
+    """argparse type of an option that counts faces: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of faces ≥ 0, got {text!r}")
+    return value
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that name a dataset and its test fold, shared by evaluation and calibration."""
     parser.add_argument("--dataset", choices=DATASETS, default="fer2013")

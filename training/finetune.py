@@ -28,7 +28,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from training.calibrate import calibrate_model, card_section, split_logits, update_card
-from training.cli import run_cli
+from training.cli import face_count, run_cli
 from training.data import DATASETS, DataError, FerData, load_data
 from training.distill import Distillation, distilled_targets, parse_teachers, teacher_probabilities
 from training.evaluation import evaluate_split
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema-decay", type=float,
                        help="evaluate, checkpoint and ship an exponential moving average of the weights with this "
                             "per-step decay (e.g. 0.999); pass it again with --resume (default: off)")
-    train.add_argument("--precise-bn", type=int, metavar="FACES",
+    train.add_argument("--precise-bn", type=face_count, metavar="FACES",
                        help="recompute the BatchNorm statistics from this many training faces before each "
                             "evaluation, 0 to keep the running averages (default: the recipe's)")
     train.add_argument("--seed", type=int, default=42)
