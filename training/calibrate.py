@@ -129,23 +129,23 @@ def compare_flip(model: Any, data: FerData, batch_size: int) -> tuple[dict[str, 
     return accuracy, logits
 
 
-def try_precise_batchnorm(model: Any, data: FerData, faces: int, batch_size: int) -> dict[str, Any]:
+def try_precise_batchnorm(model: Any, data: FerData, faces: int,
+                          batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Recompute the BatchNorm statistics from training faces; keep them only if the validation
-    accuracy does not drop (the evidence is returned, for ``calibration.json`` and the card)."""
+    accuracy does not drop. Returns the evidence (for ``calibration.json`` and the card) and the raw
+    validation logits of the statistics kept, so the temperature fit need not compute them again."""
     targets = split_targets(model, data, "validation")
-
-    def accuracy() -> float:
-        return float((split_logits(model, data, "validation", batch_size).argmax(1) == targets).mean())
-
-    before, running = accuracy(), batchnorm_statistics(model)
+    running_logits, running = split_logits(model, data, "validation", batch_size), batchnorm_statistics(model)
     used = recompute_batchnorm_statistics(model, FaceDataset(data.train), ProcessorCollator(model.image_processor()),
                                           faces, batch_size)
-    after = accuracy() if used else before
+    recomputed_logits = split_logits(model, data, "validation", batch_size) if used else running_logits
+    before, after = (float((logits.argmax(1) == targets).mean()) for logits in (running_logits, recomputed_logits))
     kept = bool(used) and after >= before
     if not kept:
         model.load_state_dict(running, strict=False)
-    return {"precise_bn_faces": used, "precise_bn_kept": kept, "validation_accuracy_running_statistics": before,
-            "validation_accuracy_recomputed_statistics": after}
+    evidence = {"precise_bn_faces": used, "precise_bn_kept": kept, "validation_accuracy_running_statistics": before,
+                "validation_accuracy_recomputed_statistics": after}
+    return evidence, recomputed_logits if kept else running_logits
 
 
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
@@ -182,7 +182,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                      limit=args.limit, on_bad=args.on_bad)
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
-    statistics = try_precise_batchnorm(model, data, args.precise_bn, args.batch_size) if args.precise_bn else {}
+    statistics, validation_logits = (try_precise_batchnorm(model, data, args.precise_bn, args.batch_size)
+                                     if args.precise_bn else ({}, None))
     if statistics and not statistics["precise_bn_faces"]:
         print("[calibrate] --precise-bn: the model has no BatchNorm layer (or no training face); nothing recomputed",
               flush=True)
@@ -201,6 +202,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         model.config.test_time_flip = args.test_time_flip
         logits = {"validation": validation[args.test_time_flip],
                   "test": split_logits(model, data, "test", args.batch_size)}
+    elif validation_logits is not None:  # the model's views are unchanged since they were computed
+        logits = {"validation": validation_logits, "test": split_logits(model, data, "test", args.batch_size)}
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
                               args.bins, logits=logits, extra={**statistics, **extra})
     if args.write:
