@@ -262,7 +262,7 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     if kind == "folder":
         origin += earlier_training(folder)
     shown_name = Path(spec).name if kind == "folder" else spec  # a folder is known by its own name
-    return LoadedModel(shown_name, model, kind, True, pinned or _weights_hash(folder / "model.safetensors"), origin,
+    return LoadedModel(shown_name, model, kind, True, pinned or weights_hash(folder / "model.safetensors"), origin,
                        reinitialised, folder)
 
 
@@ -331,7 +331,7 @@ def earlier_training(folder: Path) -> str:
             f"{summary.get('best_epoch')})")
 
 
-def _weights_hash(path: Path) -> str:
+def weights_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -71,8 +71,10 @@ def _cf_dan(config: FerConfig) -> list[str]:
     distillation = (f"K/V distillation r={config.distill_ratio}" + (" with closed loop" if config.closed_loop else "")
                     if config.use_distillation else "no distillation")
     gates = "C²-sigmoid gates" if config.activation == "c2" else "sigmoid gates"
-    return ["CF-DAN (Zhang et al., Computational Visual Media 2024; spec §1): IR-50 stages 1–3, "
-            f"{config.num_layers} cross-fusion dual-attention blocks ({config.num_groups} groups).",
+    backbone = ("a MobileNetV2 trunk (to its 96-channel stage)" if config.backbone == "mobilenet_v2"
+                else "IR-50 stages 1–3")
+    return ["CF-DAN (Zhang et al., Computational Visual Media 2024; spec §1): "
+            f"{backbone}, {config.num_layers} cross-fusion dual-attention blocks ({config.num_groups} groups).",
             "- variant: **reconstruction** — no code or full text is public; every unsourced choice is a config "
             "field marked GUESS (`hub_models/cf_dan/MODEL_CARD.md`). This one: "
             f"{distillation}, {config.activation} FFN activation, {gates}.",

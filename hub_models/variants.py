@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cf_dan_no_distill": ("cf_dan", {"use_distillation": False, "closed_loop": False}),
     "cf_dan_gelu": ("cf_dan", {"activation": "gelu"}),
     "cf_dan_elu": ("cf_dan", {"activation": "elu"}),
+    # … and on a MobileNetV2 trunk, the backbone ImageNet weights exist for offline (7×7 tokens at 112 px).
+    "cf_dan_mobilenet_v2": ("cf_dan", {"backbone": "mobilenet_v2"}),
 }
 
 

@@ -10,7 +10,7 @@ from tiny_fer_model import one_torch_thread  # noqa: F401 (autouse fixture: 1 th
 from hub_models.cf_dan import CfDanConfig, CfDanForImageClassification
 from hub_models.cf_dan.modeling_cf_dan import upsample_tokens
 from hub_models.counting import parameter_count
-from hub_models.shared.fer_layers import C2PReLU, C2Sigmoid
+from hub_models.shared.fer_layers import C2PReLU, C2Sigmoid, MobileNetV2Trunk
 
 SMALL = {"backbone_depths": (1, 1, 1), "backbone_widths": (8, 16, 32), "hidden_size": 32, "num_layers": 2,
          "num_groups": 4, "spatial_heads": 2, "gate_reduction": 2, "image_size": 32}  # 4×4 = 16 tokens
@@ -99,6 +99,8 @@ def test_closed_loop_adds_the_upsampled_distilled_tokens_to_the_residual() -> No
     ({"distill_ratio": 1}, "distill_ratio"),
     ({"backbone_depths": (3, 4)}, "backbone_depths"),
     ({"c2_sigmoid_init": (0.0, 0.0, 1.0)}, "c2_sigmoid_init"),
+    ({"backbone": "resnet50"}, "backbone"),
+    ({"backbone": "mobilenet_v2", "image_size": 104}, "image_size"),  # a multiple of IR-50's 8, not of 16
 ])
 def test_invalid_configs_name_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"'{field}'"):
@@ -111,3 +113,29 @@ def test_model_card_section_says_reconstruction_and_variant() -> None:
     with torch.device("meta"):
         section = architecture_section(CfDanForImageClassification(CfDanConfig(activation="elu")))
     assert "**reconstruction**" in section and "elu FFN activation, sigmoid gates" in section
+
+
+def test_mobilenet_v2_trunk_is_torchvisions_network_up_to_its_96_channel_stage() -> None:
+    """Same names, shapes and function as torchvision's ``features[:14]``, so its ImageNet weights
+    load by name (tools/convert_mobilenet_v2.py) and compute what they were trained to."""
+    import torchvision
+
+    trunk, reference = MobileNetV2Trunk().eval(), torchvision.models.mobilenet_v2().features[:14].eval()
+    shapes = {k: v.shape for k, v in trunk.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in reference.state_dict().items()}
+    trunk.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(x), reference(x))
+    assert trunk.out_channels == 96 and trunk(x).shape[-1] == 64 // 16
+
+
+def test_mobilenet_v2_backbone_gives_a_7x7_grid_at_112_px_and_the_card_says_so() -> None:
+    from hub_models.model_cards import architecture_section
+
+    model = CfDanForImageClassification(CfDanConfig(backbone="mobilenet_v2", num_layers=1)).eval()
+    assert model.config.grid == 7
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 112, 112), output_maps=True)
+    assert out.maps["spatial_attention"].shape == (1, 4, 7, 7)
+    assert "a MobileNetV2 trunk (to its 96-channel stage)" in architecture_section(model)

@@ -160,6 +160,14 @@ def test_flip_averaging_is_switched_on_with_a_refit_temperature_and_the_card_fol
     assert text.count("## Results") == 1 and "`config.test_time_flip`" in text
     assert "was switched on on the validation split's evidence" in text
     assert text.count("## Calibration") == 1 and "## Training" in text and "## Limitations" in text
+    # A later run that measures something else carries the flip evidence forward, and its own as well.
+    calibrate.run(["--model", str(out), "--limit", "64", "--precise-bn", "16"])
+    calibrate.run(["--model", str(out), "--limit", "64"])
+    report = json.loads((out / "calibration.json").read_text())
+    assert {"validation_accuracy_one_view", "validation_accuracy_flip", "precise_bn_kept"} <= set(report)
+    text = (out / "README.md").read_text()
+    assert "was switched on on the validation split's evidence" in text and "recomputed from 16 training faces" in text
+    assert json.loads((out / "config.json").read_text())["test_time_flip"] is True
     with pytest.raises(DataError, match="--update-card needs a model folder"):
         evaluate.run(["--model", "patt_lite", "--limit", "8", "--output-dir", str(tmp_path / "e"), "--update-card"])
 

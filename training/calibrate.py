@@ -17,6 +17,10 @@ which is where the choice is made (never on the test split).
 ``--precise-bn FACES`` first recomputes the model's BatchNorm statistics from that many training
 faces (`training.batchnorm`) and keeps them, written into the folder's weights, only if the
 validation accuracy does not drop; both accuracies go to ``calibration.json``.
+
+Evidence from an earlier run on the same folder (a flip switch, a recomputation) that this run does
+not measure again is carried forward into ``calibration.json`` and the card: the model still carries
+the decision it supports.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from training.inputs import FaceDataset, ProcessorCollator
 from training.model_source import load_model, model_labels
 
 CARD_START, CARD_END = "<!-- calibration -->", "<!-- /calibration -->"
+FLIP_EVIDENCE = ("validation_accuracy_one_view", "validation_accuracy_flip")
+STATISTICS_EVIDENCE = ("precise_bn_faces", "precise_bn_kept", "validation_accuracy_running_statistics",
+                       "validation_accuracy_recomputed_statistics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +155,15 @@ def try_precise_batchnorm(model: Any, data: FerData, faces: int,
     return evidence, recomputed_logits if kept else running_logits
 
 
+def earlier_evidence(folder: Path | None, keys: Sequence[str]) -> dict[str, Any]:
+    """The evidence named by `keys` in the folder's ``calibration.json``, if a run recorded all of it."""
+    try:
+        saved = json.loads((folder / "calibration.json").read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return {key: saved[key] for key in keys} if isinstance(saved, dict) and all(k in saved for k in keys) else {}
+
+
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
                     bins: int = ECE_BINS, logits: dict[str, np.ndarray] | None = None,
                     extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -204,8 +220,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                   "test": split_logits(model, data, "test", args.batch_size)}
     elif validation_logits is not None:  # the model's views are unchanged since they were computed
         logits = {"validation": validation_logits, "test": split_logits(model, data, "test", args.batch_size)}
+    carried_flip = earlier_evidence(folder, FLIP_EVIDENCE) if args.test_time_flip is None else {}
+    carried_statistics = earlier_evidence(folder, STATISTICS_EVIDENCE) if not args.precise_bn else {}
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
-                              args.bins, logits=logits, extra={**statistics, **extra})
+                              args.bins, logits=logits,
+                              extra={**carried_statistics, **statistics, **carried_flip, **extra})
     if args.write:
         if statistics.get("precise_bn_kept"):
             write_batchnorm_statistics(model, folder / "model.safetensors")
@@ -213,8 +232,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         if args.test_time_flip is not None:
             fields["test_time_flip"] = args.test_time_flip
         set_config_fields(folder / "config.json", **fields)
-        flip = {**extra, "test_time_flip": args.test_time_flip} if extra else None
-        update_card(folder / "README.md", card_section(reports, data.name, flip, statistics))
+        flip_evidence = extra or carried_flip
+        flip = {**flip_evidence, "test_time_flip": bool(model.config.test_time_flip)} if flip_evidence else None
+        update_card(folder / "README.md", card_section(reports, data.name, flip, statistics or carried_statistics))
     for split, report in reports.items():
         print(f"[calibrate] {split}: ECE {100 * report['ece_before']:.2f}% → {100 * report['ece_after']:.2f}% "
               f"(T = {report['temperature']:.3f}), NLL {report['nll_before']:.3f} → {report['nll_after']:.3f}",

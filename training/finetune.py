@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from training.backbone_weights import load_backbone_weights
 from training.calibrate import calibrate_model, card_section, split_logits, update_card
 from training.cli import face_count, run_cli
 from training.data import DATASETS, DataError, FerData, load_data
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                        help="config override for an architecture (repeatable; values parsed as JSON when possible)")
     model.add_argument("--image-size", type=int, help="input side in pixels (config image_size)")
+    model.add_argument("--backbone-weights", type=Path, metavar="FILE.safetensors",
+                       help="pretrained weights for a fresh architecture's `backbone` (e.g. ImageNet "
+                            "MobileNetV2 for cf_dan with backbone=mobilenet_v2: tools/convert_mobilenet_v2.py)")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default="fer2013")
     data.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data); "
@@ -269,6 +273,8 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     recipe = choose_recipe(args, loaded)
     if loaded.kind == "architecture" and recipe.model_config:  # the recipe's input size etc.; the user's win
         loaded = load_model(args.model, {**recipe.model_config, **overrides}, labels=data.labels)
+    if args.backbone_weights is not None:
+        loaded = load_backbone_weights(loaded, args.backbone_weights)
     model = loaded.model
     model.float_linears()  # layers a zoo entry stores as int8 train as float (the zoo re-quantises)
     if loaded.trained:  # fitted to the old head and data: train on raw one-view logits, refit at the end

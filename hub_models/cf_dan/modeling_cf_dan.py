@@ -1,7 +1,7 @@
 """CF-DAN (Zhang et al., CVM 2024; spec §1), reconstructed: no public code or full text exists,
 so every unsourced choice is a config field marked GUESS (see `CfDanConfig` and MODEL_CARD.md).
 
-IR-50 stages 1–3 (256×14×14 at 112 px) → 1×1 conv + BN to D → N = 196 tokens (+ position
+IR-50 stages 1–3 (256×14×14 at 112 px; or a MobileNetV2 trunk, 96×7×7) → 1×1 conv + BN to D → N = 196 tokens (+ position
 embedding) → L CF-DA blocks → LN → token mean → Linear. One CF-DA block, per channel group g:
 
 * spatial self-attention: Q from all N tokens, K and V from the *distilled* tokens (N/r);
@@ -38,7 +38,7 @@ from transformers import initialization as init
 
 from .configuration_cf_dan import CfDanConfig
 from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
-from .fer_layers import C2PReLU, C2Sigmoid, tokens_to_map
+from .fer_layers import C2PReLU, C2Sigmoid, MobileNetV2Trunk, tokens_to_map
 
 # --- IR-50 backbone (ArcFace "IR" units; stages 1–3) ---------------------------------------------
 
@@ -78,6 +78,13 @@ class IR50Body(nn.Sequential):
                 layers.append(BottleneckIR(in_channels, width, stride=2 if unit == 0 else 1))
                 in_channels = width
         super().__init__(*layers)
+        self.out_channels = in_channels
+
+
+def build_backbone(config: CfDanConfig) -> IR50Body | MobileNetV2Trunk:
+    if config.backbone == "mobilenet_v2":
+        return MobileNetV2Trunk(config.num_channels, config.backbone_stride)
+    return IR50Body(config)
 
 
 # --- CF-DA block ---------------------------------------------------------------------------------
@@ -261,8 +268,8 @@ class CfDanForImageClassification(CfDanPreTrainedModel):
     def __init__(self, config: CfDanConfig) -> None:
         super().__init__(config)
         dim = config.hidden_size
-        self.backbone = IR50Body(config)
-        self.to_tokens = nn.Sequential(nn.Conv2d(config.backbone_widths[-1], dim, 1), nn.BatchNorm2d(dim))
+        self.backbone = build_backbone(config)
+        self.to_tokens = nn.Sequential(nn.Conv2d(self.backbone.out_channels, dim, 1), nn.BatchNorm2d(dim))
         self.position = PositionEmbedding(config.grid**2, dim) if config.use_position_embedding else nn.Identity()
         rates = [config.drop_path_rate * i / max(config.num_layers - 1, 1) for i in range(config.num_layers)]
         self.blocks = nn.ModuleList(CfDaBlock(config, rate) for rate in rates)

@@ -14,6 +14,8 @@ from typing import Any
 from .fer_base import IMAGENET_MEAN, IMAGENET_STD, FerConfig, require, require_choice
 
 ACTIVATIONS = ("c2", "gelu", "elu")
+BACKBONES = ("ir50", "mobilenet_v2")
+MOBILENET_V2_STRIDE = 16
 C2_PRELU_INIT = (1.0, 0.1, 1.0)  # (a, α, β)
 C2_SIGMOID_INIT = (4.5, 0.0, 1.0)  # (a, s, h): sigmoid's slope at 0
 
@@ -22,8 +24,13 @@ class CfDanConfig(FerConfig):
     """IR-50 stages 1–3 → 1×1 conv to D → L CF-DA blocks → LN → token mean → Linear.
 
     Args:
+        backbone: ``"ir50"`` (the spec's guess: IR-50 stages 1–3, stride 8) or ``"mobilenet_v2"``
+            (MobileNetV2 up to its 96-channel stage, stride 16: the backbone of this scaffold that
+            ImageNet weights exist for offline; `training/finetune.py --backbone-weights`). The spec
+            leaves the backbone open (§1.6). GUESS.
         backbone_depths: IR units per IR-50 stage, stages 1–3 only (3, 4, 14). GUESS (the
             POSTER-family backbone; trained from scratch here, no MS-Celeb weights are shipped).
+            IR-50 only, like ``backbone_widths``.
         backbone_widths: channels of those stages (64, 128, 256). GUESS.
         hidden_size: token width D after the 1×1 conv + BN (256). GUESS.
         num_layers: CF-DA blocks L (4). GUESS.
@@ -49,14 +56,16 @@ class CfDanConfig(FerConfig):
         c2_sigmoid_init: initial (a, s, h) of C²-sigmoid (4.5, 0.0, 1.0: sigmoid's slope at 0). GUESS.
         use_position_embedding: learned position embedding on the tokens (True). GUESS.
         drop_path_rate: stochastic depth over the CF-DA blocks (0.1). GUESS.
-        image_size: 112 (aligned faces, arcface template). GUESS. Any multiple of 8 ≥ 16 works
-            (the backbone reduces by 8; 112 px gives the 14×14 = 196-token grid).
+        image_size: 112 (aligned faces, arcface template). GUESS. Any multiple of the backbone's
+            stride, at least twice it, works (IR-50 reduces by 8: 112 px gives the 14×14 = 196-token
+            grid; MobileNetV2 by 16: 7×7).
     """
 
     model_type = "cf_dan"
 
     def __init__(
         self,
+        backbone: str = "ir50",
         backbone_depths: Sequence[int] = (3, 4, 14),
         backbone_widths: Sequence[int] = (64, 128, 256),
         hidden_size: int = 256,
@@ -83,6 +92,7 @@ class CfDanConfig(FerConfig):
         face_template: str = "arcface",
         **kwargs: Any,
     ) -> None:
+        self.backbone = backbone
         self.backbone_depths = list(backbone_depths)
         self.backbone_widths = list(backbone_widths)
         self.hidden_size = hidden_size
@@ -108,7 +118,7 @@ class CfDanConfig(FerConfig):
 
     @property
     def backbone_stride(self) -> int:
-        return 2 ** len(self.backbone_depths)
+        return MOBILENET_V2_STRIDE if self.backbone == "mobilenet_v2" else 2 ** len(self.backbone_depths)
 
     @property
     def grid(self) -> int:
@@ -138,6 +148,7 @@ class CfDanConfig(FerConfig):
         require(self.mlp_ratio > 0, "mlp_ratio", f"got {self.mlp_ratio!r}, expected > 0")
         require(0 <= self.drop_path_rate < 1, "drop_path_rate", f"got {self.drop_path_rate!r}, expected 0 ≤ p < 1")
         require_choice("activation", self.activation, ACTIVATIONS)
+        require_choice("backbone", self.backbone, BACKBONES)
         require(len(self.c2_prelu_init) == 3 and self.c2_prelu_init[0] > 0.01, "c2_prelu_init",
                 f"got {self.c2_prelu_init!r}, expected (a > 0.01, alpha, beta)")
         require(len(self.c2_sigmoid_init) == 3 and self.c2_sigmoid_init[0] > 0.01, "c2_sigmoid_init",

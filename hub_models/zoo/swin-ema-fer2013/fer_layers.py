@@ -155,6 +155,57 @@ class CoordinateAttention(nn.Module):
         return x * a_h * a_w
 
 
+# --- MobileNetV2 trunk (CF-DAN's ImageNet-initialisable backbone option) -----------------------
+
+# (expansion t, output channels c, repeats n, first stride s) per stage (Sandler et al. 2018, Table 2)
+MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def conv_bn_relu6(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                  groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups,
+                                   bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1×1 expansion (absent when t = 1), 3×3 depthwise, linear 1×1 projection;
+    identity shortcut when the shape is kept. Submodule names follow torchvision's, so its ImageNet
+    state dict loads by name."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        layers: list[nn.Module] = [conv_bn_relu6(in_channels, hidden, 1)] if expansion != 1 else []
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)]
+        self.conv = nn.Sequential(*layers)
+        self.use_shortcut = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_shortcut else self.conv(x)
+
+
+class MobileNetV2Trunk(nn.Sequential):
+    """MobileNetV2 (width 1.0) from the stem up to the last block at ``output_stride`` (16: the
+    96-channel stage, torchvision's ``features[:14]``). A trunk rather than the whole network so the
+    feature map keeps a token grid (7×7 at 112 px) for the attention blocks that follow."""
+
+    def __init__(self, in_channels: int = 3, output_stride: int = 16) -> None:
+        layers: list[nn.Module] = [conv_bn_relu6(in_channels, 32, 3, stride=2)]
+        channels, stride = 32, 2
+        for expansion, width, repeats, first_stride in MOBILENET_V2_STAGES:
+            if stride * first_stride > output_stride:
+                break
+            for index in range(repeats):
+                layers.append(InvertedResidual(channels, width, first_stride if index == 0 else 1, expansion))
+                channels = width
+            stride *= first_stride
+        super().__init__(*layers)
+        self.out_channels = channels
+
+
 # --- C² activation family (CF-DAN, spec §1.3) -------------------------------------------------
 # Piecewise cubics that are continuous up to the second derivative at every knot and use only
 # clamp/abs/relu and powers: no exponential anywhere, which is the point of the construction.
