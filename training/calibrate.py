@@ -155,13 +155,18 @@ def try_precise_batchnorm(model: Any, data: FerData, faces: int,
     return evidence, recomputed_logits if kept else running_logits
 
 
-def earlier_evidence(folder: Path | None, keys: Sequence[str]) -> dict[str, Any]:
-    """The evidence named by `keys` in the folder's ``calibration.json``, if a run recorded all of it."""
+def saved_calibration(folder: Path | None) -> dict[str, Any]:
+    """The folder's ``calibration.json`` from an earlier run ({} when there is none to read)."""
     try:
         saved = json.loads((folder / "calibration.json").read_text()) if folder is not None else {}
     except (OSError, ValueError):
         return {}
-    return {key: saved[key] for key in keys} if isinstance(saved, dict) and all(k in saved for k in keys) else {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def evidence(saved: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The evidence named by `keys`, if the earlier run recorded all of it."""
+    return {key: saved[key] for key in keys} if all(key in saved for key in keys) else {}
 
 
 def calibrate_model(model: Any, data: FerData, out: Path, batch_size: int, title: str,
@@ -220,8 +225,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
                   "test": split_logits(model, data, "test", args.batch_size)}
     elif validation_logits is not None:  # the model's views are unchanged since they were computed
         logits = {"validation": validation_logits, "test": split_logits(model, data, "test", args.batch_size)}
-    carried_flip = earlier_evidence(folder, FLIP_EVIDENCE) if args.test_time_flip is None else {}
-    carried_statistics = earlier_evidence(folder, STATISTICS_EVIDENCE) if not args.precise_bn else {}
+    earlier = saved_calibration(folder)
+    carried_flip = evidence(earlier, FLIP_EVIDENCE) if args.test_time_flip is None else {}
+    carried_statistics = evidence(earlier, STATISTICS_EVIDENCE) if not args.precise_bn else {}
     reports = calibrate_model(model, data, out, args.batch_size, f"{Path(args.model).name} on {data.name} test",
                               args.bins, logits=logits,
                               extra={**carried_statistics, **statistics, **carried_flip, **extra})

@@ -1,8 +1,9 @@
 """CF-DAN (Zhang et al., CVM 2024; spec §1), reconstructed: no public code or full text exists,
 so every unsourced choice is a config field marked GUESS (see `CfDanConfig` and MODEL_CARD.md).
 
-IR-50 stages 1–3 (256×14×14 at 112 px; or a MobileNetV2 trunk, 96×7×7) → 1×1 conv + BN to D → N = 196 tokens (+ position
-embedding) → L CF-DA blocks → LN → token mean → Linear. One CF-DA block, per channel group g:
+IR-50 stages 1–3 (256×14×14 at 112 px; or a MobileNetV2 trunk, 96×7×7) → 1×1 conv + BN to D →
+N tokens (196 with IR-50 at 112 px; + position embedding) → L CF-DA blocks → LN → token mean →
+Linear. One CF-DA block, per channel group g:
 
 * spatial self-attention: Q from all N tokens, K and V from the *distilled* tokens (N/r);
 * channel self-attention: a d_g×d_g affinity of L2-normalised Q̂/K̂ with a learnable temperature;
