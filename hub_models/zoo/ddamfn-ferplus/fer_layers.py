@@ -155,18 +155,29 @@ class CoordinateAttention(nn.Module):
         return x * a_h * a_w
 
 
-# --- MobileNetV2 trunk (CF-DAN's ImageNet-initialisable backbone option) -----------------------
+# --- MobileNet conv unit and MobileNetV2 trunk (CF-DAN's ImageNet-initialisable backbone option) ----
 
 # (expansion t, output channels c, repeats n, first stride s) per stage (Sandler et al. 2018, Table 2)
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                        (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-def conv_bn_relu6(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                  groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups,
-                                   bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU6(inplace=True))
+def conv_bn_relu6(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1, *,
+                  keras_padding: bool = False, eps: float = 1e-5, momentum: float = 0.1) -> nn.Sequential:
+    """Conv → BN → ReLU6, the unit of both MobileNets.
+
+    ``keras_padding``: Keras MobileNets pad stride-2 convs on the bottom/right only (``ZeroPadding2D
+    ((0, 1), (0, 1))`` then 'valid'); torchvision pads all sides. Weights trained one way see shifted
+    feature maps the other way, so PAtt-Lite (Keras ImageNet weights) asks for it. The pad layer holds
+    no parameters, so state-dict keys shift by one index only where it is present."""
+    padding = kernel_size // 2
+    layers: list[nn.Module] = []
+    if keras_padding and stride == 2:
+        layers.append(nn.ZeroPad2d((0, 1, 0, 1)))
+        padding = 0
+    layers += [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
+               nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum), nn.ReLU6(inplace=True)]
+    return nn.Sequential(*layers)
 
 
 class InvertedResidual(nn.Module):
