@@ -26,36 +26,26 @@ from torch import nn
 
 from .configuration_patt_lite import PattLiteConfig
 from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
+from .fer_layers import conv_bn_relu6
 
 # (output channels, stride) of MobileNetV1 blocks 1–8; block 9 contributes only its depthwise conv.
 MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1))
 STEM_CHANNELS = 32
 
 
-class ConvBnReLU6(nn.Sequential):
-    """Keras MobileNetV1 conv unit. Stride-2 convs pad only bottom/right ((0, 1), (0, 1)) and run
-    'valid', as Keras does, so feature maps line up with the ImageNet weights' training."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int,
-                 config: PattLiteConfig) -> None:
-        padding = kernel_size // 2
-        layers: list[nn.Module] = []
-        if stride == 2:
-            layers.append(nn.ZeroPad2d((0, 1, 0, 1)))
-            padding = 0
-        layers += [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum),
-            nn.ReLU6(inplace=True),
-        ]
-        super().__init__(*layers)
+def keras_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int,
+               config: PattLiteConfig) -> nn.Sequential:
+    """The Keras MobileNetV1 unit: bottom/right padding for stride 2, so feature maps line up with
+    the ImageNet weights' training, and Keras' BatchNorm constants from the config."""
+    return conv_bn_relu6(in_channels, out_channels, kernel_size, stride, groups, keras_padding=True,
+                         eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
 
 
 class DepthwiseSeparableBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, stride: int, config: PattLiteConfig) -> None:
         super().__init__()
-        self.depthwise = ConvBnReLU6(in_channels, in_channels, 3, stride, in_channels, config)
-        self.pointwise = ConvBnReLU6(in_channels, out_channels, 1, 1, 1, config)
+        self.depthwise = keras_conv(in_channels, in_channels, 3, stride, in_channels, config)
+        self.pointwise = keras_conv(in_channels, out_channels, 1, 1, 1, config)
 
 
 class TruncatedMobileNetV1(nn.Module):
@@ -63,13 +53,13 @@ class TruncatedMobileNetV1(nn.Module):
 
     def __init__(self, config: PattLiteConfig) -> None:
         super().__init__()
-        self.stem = ConvBnReLU6(3, STEM_CHANNELS, 3, 2, 1, config)
+        self.stem = keras_conv(3, STEM_CHANNELS, 3, 2, 1, config)
         blocks, channels = [], STEM_CHANNELS
         for out_channels, stride in MOBILENET_V1_BLOCKS:
             blocks.append(DepthwiseSeparableBlock(channels, out_channels, stride, config))
             channels = out_channels
         self.blocks = nn.Sequential(*blocks)
-        self.conv_dw_9 = ConvBnReLU6(channels, channels, 3, 1, channels, config)
+        self.conv_dw_9 = keras_conv(channels, channels, 3, 1, channels, config)
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
