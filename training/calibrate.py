@@ -38,8 +38,8 @@ from hub_models.loading import config_override
 from hub_models.model_cards import put_section
 from training.batchnorm import batchnorm_statistics, recompute_batchnorm_statistics, write_batchnorm_statistics
 from training.calibration import ECE_BINS, calibration_report, fit_temperature, plot_reliability
-from training.cli import add_data_arguments, face_count, run_cli
-from training.data import DataError, FerData, load_data
+from training.cli import add_data_arguments, face_count, load_data_from_arguments, run_cli
+from training.data import DataError, FerData
 from training.evaluation import label_index_map, predict_logits
 from training.files import write_text_atomically
 from training.inputs import FaceDataset, ProcessorCollator
@@ -198,9 +198,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         raise DataError("give --output-dir for a Hub model")
     if out.exists() and not out.is_dir():
         raise DataError(f"--output-dir {out} is a file, not a folder")
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    data = load_data(args.dataset, args.data_dir, fold=args.fold, n_folds=args.n_folds, labels=labels,
-                     limit=args.limit, on_bad=args.on_bad)
+    data = load_data_from_arguments(args)
     model = load_model(args.model).model
     out.mkdir(parents=True, exist_ok=True)
     statistics, validation_logits = (try_precise_batchnorm(model, data, args.precise_bn, args.batch_size)

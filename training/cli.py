@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import DATASETS, DataError
+from .data import DATASETS, DataError, FerData, load_data
 from .model_source import ModelSourceError
 
 
@@ -33,6 +33,15 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-folds", type=int, default=10, help="CK+: subject-independent folds")
     parser.add_argument("--limit", type=int, help="first N rows of each split (smoke runs)")
     parser.add_argument("--on-bad", choices=("error", "skip"), default="error")
+
+
+def load_data_from_arguments(args: argparse.Namespace, **overrides: Any) -> FerData:
+    """The dataset the data options name (`--labels` as a comma-separated class order); `overrides`
+    replace options a command reads its own way (finetune's fold index, its soft labels)."""
+    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    options = {"fold": args.fold, "n_folds": args.n_folds, "labels": labels, "limit": args.limit,
+               "on_bad": args.on_bad, **overrides}
+    return load_data(args.dataset, args.data_dir, **options)
 
 
 def run_cli(run: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:

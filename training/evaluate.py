@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.cli import add_data_arguments, run_cli
-from training.data import DataError, load_data
+from training.cli import add_data_arguments, load_data_from_arguments, run_cli
+from training.data import DataError
 from training.evaluation import evaluate_split
 from training.files import output_dir_problem, shown, unusable_path
 from training.metrics import report_paths
@@ -67,9 +67,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, dict]:
         raise DataError(f"--update-card needs a model folder with a model card; {args.model!r} has none")
     out = args.output_dir or default_output_dir(args.model, args.dataset)
     check_output_files(out, args.split, args.overwrite)
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    data = load_data(args.dataset, args.data_dir, fold=args.fold, n_folds=args.n_folds, labels=labels,
-                     limit=args.limit, on_bad=args.on_bad)
+    data = load_data_from_arguments(args)
     reports = {}
     for split in args.split:
         report = reports[split] = evaluate_split(loaded.model, data, split, out, batch_size=args.batch_size)

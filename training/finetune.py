@@ -29,7 +29,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from training.backbone_weights import load_backbone_weights
 from training.calibrate import calibrate_model, card_section, split_logits, update_card
-from training.cli import face_count, run_cli
+from training.cli import face_count, load_data_from_arguments, run_cli
 from training.data import DATASETS, DataError, FerData, load_data
 from training.distill import Distillation, distilled_targets, parse_teachers, teacher_probabilities
 from training.evaluation import evaluate_split
@@ -53,6 +53,7 @@ from training.trainer import (
 CHECKPOINTS = "checkpoints"
 STAGING = ".final.partial"  # the final files of a run, before they are moved into place
 RUN_SUMMARY = "run_summary.json"  # written last: a folder without it is an unfinished run
+EMA_SHIPS = "(what each epoch evaluated and what ships)"  # the card's note on a weight average (training/soup.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +358,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
         training_facts["knowledge distillation"] = distillation.describe()
     if args.ema_decay is not None:
         training_facts["weights"] = (f"exponential moving average of the trained weights, decay {args.ema_decay} per "
-                                     "step (what each epoch evaluated and what ships)")
+                                     f"step {EMA_SHIPS}")
     write_model_card(staging, name=args.hub_model_id or output_dir.name, model=model,
                      data_description=data.description, reports=reports, initialisation=loaded.initialisation,
                      training=training_facts)
@@ -422,9 +423,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] 
     except ValueError:
         raise DataError(f"--fold must be a fold index or 'all', got {args.fold!r}") from None
     check_output_dir(args.output_dir)  # before the data: a bad folder is refused at once
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    data = load_data(args.dataset, args.data_dir, soft_labels=args.soft_labels, fold=fold, n_folds=args.n_folds,
-                     labels=labels, limit=args.limit, on_bad=args.on_bad)
+    data = load_data_from_arguments(args, soft_labels=args.soft_labels, fold=fold)
     summary = train_one(args, data, args.output_dir, command, callbacks)
     if args.push_to_hub and summary:
         summary["pushed"] = push_folder(args.output_dir, args.hub_model_id)

@@ -38,10 +38,11 @@ from hub_models.model_cards import put_section
 from hub_models.zoo import name_card
 from training.batchnorm import recompute_batchnorm_statistics
 from training.calibrate import calibrate_model, card_section, split_logits, split_targets, update_card
-from training.cli import add_data_arguments, face_count, run_cli
-from training.data import DataError, FerData, load_data
+from training.cli import add_data_arguments, face_count, load_data_from_arguments, run_cli
+from training.data import DataError, FerData
 from training.evaluation import evaluate_split
-from training.files import fresh_folder, output_dir_problem, publish_folder, shown, write_text_atomically
+from training.files import fresh_folder, publish_folder, shown, write_text_atomically
+from training.finetune import EMA_SHIPS, RUN_SUMMARY, check_output_dir
 from training.inputs import FaceDataset, ProcessorCollator
 from training.model_card import update_results
 from training.model_source import load_model, model_labels
@@ -49,10 +50,9 @@ from training.model_source import load_model, model_labels
 SOUP_START, SOUP_END = "<!-- soup -->", "<!-- /soup -->"
 SOUP_FILE = "soup.json"
 STAGING = ".soup-staging"
-RUN_SUMMARY = "run_summary.json"
 # finetune's card line for a weight average that "ships": in a soup, what ships is the mean of such checkpoints
-WEIGHTS_LINE = re.compile(r"^- weights: (?!the mean of the checkpoints)(.*?)"
-                          r"(?: \(what each epoch evaluated and what ships\))?$", re.MULTILINE)
+WEIGHTS_LINE = re.compile(rf"^- weights: (?!the mean of the checkpoints)(.*?)(?: {re.escape(EMA_SHIPS)})?$",
+                          re.MULTILINE)
 REMEASURED = ("metrics_", "confusion_", "reliability_", "calibration.json")  # rewritten for the averaged weights
 
 
@@ -167,9 +167,7 @@ def souped_card(text: str, section: str) -> str:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    problem = output_dir_problem(out)
-    if problem is not None:
-        raise DataError(f"--output-dir {shown(out)} cannot be used: {problem}")
+    check_output_dir(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise DataError(f"--output-dir {shown(out)} is not empty; pass --overwrite to replace it")
 
@@ -183,9 +181,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     check_output(args.output_dir, args.overwrite)
     if args.output_dir.resolve() == base_folder.resolve():
         raise DataError("--output-dir is the --model folder: write the soup to a new folder, the run stays as it is")
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    data = load_data(args.dataset, args.data_dir, fold=args.fold, n_folds=args.n_folds, labels=labels,
-                     limit=args.limit, on_bad=args.on_bad)
+    data = load_data_from_arguments(args)
     model = load_model(str(base_folder)).model
     if args.test_time_flip is not None:
         model.config.test_time_flip = args.test_time_flip
