@@ -16,7 +16,7 @@ from training import finetune
 from training.data import DataError, Split, load_data
 from training.distill import Distillation, distilled_targets, teacher_logits
 from training.evaluation import predict_logits
-from training.inputs import FaceDataset
+from training.inputs import FaceDataset, ProcessorCollator
 
 pytestmark = pytest.mark.skipif(not (DATA / "fer2013").is_dir(),
                                 reason=f"FER2013 not found under {DATA} (set FER_DATA_DIR)")
@@ -110,3 +110,46 @@ def test_fine_tuning_a_calibrated_model_trains_on_raw_one_view_logits(teacher, t
     assert seen == {"temperature": 1.0, "flip": False}
     assert json.loads((out / "config.json").read_text())["test_time_flip"] is False
     assert "+ 0.5 × the true label" in summary["distillation"]
+
+
+def test_online_teachers_answer_for_the_pixels_the_student_sees(teacher):
+    """The batch comes in the student's normalisation and size; each teacher gets the same pixels
+    in its own, and the blend is (1 - w) × truth + w × the teachers' mean probabilities."""
+    from types import SimpleNamespace
+
+    from training.distill import OnlineTeachers
+
+    data = load_data("fer2013", limit=8)
+    model = load_model(str(teacher)).model.eval()
+    batch = next(iter(torch.utils.data.DataLoader(FaceDataset(data.train), batch_size=8,
+                                                  collate_fn=ProcessorCollator(model.image_processor()))))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch.softmax(model(pixel_values=batch["pixel_values"]).logits.float(), dim=-1)
+    truth = torch.nn.functional.one_hot(batch["labels"], len(data.labels)).float()
+    distillation = Distillation((str(teacher),), weight=0.75)
+    same = OnlineTeachers(distillation, data.labels, model.config)
+    torch.testing.assert_close(same.blend(batch["pixel_values"], batch["labels"]), 0.25 * truth + 0.75 * expected)
+    assert same.distillation.online and same.distillation.revisions == (load_model(str(teacher)).revision,)
+    # A student with ImageNet normalisation and twice the side: the teacher still sees its own input.
+    student = SimpleNamespace(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (student.image_mean, student.image_std))
+    pixels = batch["pixel_values"] * 0.5 + 0.5
+    larger = torch.nn.functional.interpolate(pixels, scale_factor=2, mode="nearest")
+    other = OnlineTeachers(distillation, data.labels, student).blend((larger - mean) / std, truth)
+    torch.testing.assert_close(other, 0.25 * truth + 0.75 * expected, atol=0.02, rtol=0)
+    # The teachers' columns follow the dataset's label order.
+    reversed_labels = tuple(reversed(data.labels))
+    flipped = OnlineTeachers(distillation, reversed_labels, model.config).blend(batch["pixel_values"], truth)
+    torch.testing.assert_close(flipped, 0.25 * truth + 0.75 * expected.flip(-1))
+
+
+def test_an_online_distilled_run_saves_only_the_student(teacher, tmp_path):
+    out = tmp_path / "student"
+    summary = finetune.run(tiny_args("patt_lite", out, "--max-steps", "2", "--distill-from", str(teacher),
+                                     "--distill-online", "--distill-weight", "0.6", rows=32))
+    assert "the teachers run on each augmented, mixed batch the student sees" in summary["distillation"]
+    assert "0.6 × mean softmax(logits / 1)" in summary["distillation"]
+    student_keys = set(load_model(str(out)).model.state_dict())
+    assert student_keys == set(load_model(str(teacher)).model.state_dict())
+    with pytest.raises(DataError, match="--distill-online needs teachers"):
+        finetune.run(tiny_args("patt_lite", tmp_path / "x", "--max-steps", "1", "--distill-online", rows=16))

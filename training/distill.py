@@ -11,20 +11,30 @@ does not change a face's expression, and cutmix mixes the targets with the pixel
 This is soft-target distillation at temperature ``T`` on the teacher side only (the student is
 trained at T = 1 with cross-entropy against the blend), so a temperature above 1 also makes the
 student less confident; the temperature fitted after training corrects for that.
+
+``online`` distillation (``OnlineTeachers``) is the other choice: the teachers run beside the
+student on the very batch it sees, warped, erased and mixed ("consistent teaching", Beyer et al.
+2022, *Knowledge distillation: A good teacher is patient and consistent*). A mixed or occluded face
+then gets the teachers' answer for that image rather than a blend of answers for two clean ones.
+It costs a teacher forward pass per step, so it suits teachers cheaper than the student.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from hub_models.loading import load_model, pinned_name
+from hub_models.loading import LoadedModel, load_model, pinned_name
 
+from .batch_augment import soft_targets
 from .calibration import softmax
 from .data import DataError, FerData, cache_dir
 from .evaluation import label_index_map, predict_logits
@@ -41,6 +51,7 @@ class Distillation:
     temperature: float = 1.0
     revisions: tuple[str | None, ...] = ()  # the teachers' weights as used, once their logits are computed
     truth: str = "the true label"  # what the rest of the target is (FERPlus soft labels: the votes)
+    online: bool = False  # the teachers see each augmented training batch (OnlineTeachers)
 
     def __post_init__(self) -> None:
         if not self.teachers:
@@ -54,8 +65,17 @@ class Distillation:
         """A zoo id names whichever checkpoint holds it today, so the revision pins the teacher used."""
         named = [pinned_name(spec, revision)
                  for spec, revision in zip(self.teachers, self.revisions or [None] * len(self.teachers), strict=True)]
+        seen = ("the teachers run on each augmented, mixed batch the student sees" if self.online
+                else "teacher logits on the un-augmented training faces")
         return (f"{self.weight:g} × mean softmax(logits / {self.temperature:g}) of {', '.join(named)} "
-                f"+ {1 - self.weight:g} × {self.truth} (teacher logits on the un-augmented training faces)")
+                f"+ {1 - self.weight:g} × {self.truth} ({seen})")
+
+
+def load_teacher(spec: str) -> LoadedModel:
+    loaded = load_model(spec)
+    if not loaded.trained:
+        raise DataError(f"--distill-from {spec}: the teacher must be a trained model, not fresh weights")
+    return loaded
 
 
 def teacher_logits(spec: str, data: FerData, batch_size: int = 64,
@@ -65,9 +85,7 @@ def teacher_logits(spec: str, data: FerData, batch_size: int = 64,
 
     Cached under a key of the teacher's revision and the training split's content, so a changed
     teacher or dataset is never served stale logits."""
-    loaded = load_model(spec)
-    if not loaded.trained:
-        raise DataError(f"--distill-from {spec}: the teacher must be a trained model, not fresh weights")
+    loaded = load_teacher(spec)
     to_data_index = label_index_map(loaded.labels, data.labels)
     split = data.train
     digest = hashlib.sha256()
@@ -104,6 +122,54 @@ def teacher_probabilities(data: FerData, distillation: Distillation, batch_size:
     logits, revisions = zip(*computed, strict=True)
     probabilities = np.mean([softmax(each, distillation.temperature) for each in logits], axis=0)
     return probabilities, replace(distillation, revisions=tuple(revisions))
+
+
+class OnlineTeachers:
+    """Teachers that answer for the student's own augmented batch (``Distillation.online``).
+
+    The batch arrives normalised by the student's image processor; each teacher gets the same
+    pixels in its own normalisation and input size. The teachers stay in inference mode (their
+    BatchNorm statistics and flip averaging as shipped) and are not part of the student's module
+    tree, so they are neither trained nor saved in its checkpoints."""
+
+    def __init__(self, distillation: Distillation, data_labels: Sequence[str], student_config: Any) -> None:
+        loaded = [load_teacher(spec) for spec in distillation.teachers]
+        self.distillation = replace(distillation, online=True, revisions=tuple(each.revision for each in loaded))
+        self.models = [each.model.eval() for each in loaded]
+        for model in self.models:
+            model.requires_grad_(False)
+        self.to_data_index = [label_index_map(each.labels, data_labels) for each in loaded]
+        self.student_mean, self.student_std = _channel_stats(student_config)
+
+    @torch.no_grad()
+    def blend(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The student's targets (indices or distributions, dataset order) blended with the
+        teachers' mean probabilities on `pixel_values`."""
+        device = pixel_values.device
+        truth = soft_targets(labels, len(self.to_data_index[0]), 0.0).to(device)
+        pixels = pixel_values.float() * self.student_std.to(device) + self.student_mean.to(device)
+        probabilities = torch.zeros_like(truth)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            for model, to_data_index in zip(self.models, self.to_data_index, strict=True):
+                logits = model.to(device)(pixel_values=teacher_pixels(pixels, model.config)).logits.float()
+                columns = torch.as_tensor(to_data_index, device=device)
+                probabilities[:, columns] += torch.softmax(logits / self.distillation.temperature, dim=-1)
+        weight = self.distillation.weight
+        return (1 - weight) * truth + weight * probabilities / len(self.models)
+
+
+def _channel_stats(config: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.tensor(config.image_mean, dtype=torch.float32).view(1, -1, 1, 1),
+            torch.tensor(config.image_std, dtype=torch.float32).view(1, -1, 1, 1))
+
+
+def teacher_pixels(pixels: torch.Tensor, config: Any) -> torch.Tensor:
+    """Pixels in [0, 1] (B×3×H×W) → a teacher's input: its side and its normalisation."""
+    size = config.image_size
+    if pixels.shape[-2:] != (size, size):
+        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = _channel_stats(config)
+    return (pixels - mean.to(pixels.device)) / std.to(pixels.device)
 
 
 def distilled_targets(labels: np.ndarray, probabilities: np.ndarray, weight: float) -> np.ndarray:

@@ -31,7 +31,13 @@ from training.backbone_weights import load_backbone_weights
 from training.calibrate import calibrate_model, card_section, split_logits, update_card
 from training.cli import face_count, load_data_from_arguments, run_cli
 from training.data import DATASETS, DataError, FerData, load_data
-from training.distill import Distillation, distilled_targets, parse_teachers, teacher_probabilities
+from training.distill import (
+    Distillation,
+    OnlineTeachers,
+    distilled_targets,
+    parse_teachers,
+    teacher_probabilities,
+)
 from training.evaluation import evaluate_split
 from training.files import fresh_folder, output_dir_problem, publish_folder, shown
 from training.inputs import AUGMENTATIONS, FaceDataset, ProcessorCollator, build_augmentation
@@ -122,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of each training target taken from the teachers' mean probabilities")
     distill.add_argument("--distill-temperature", type=float, default=1.0,
                          help="temperature of the teachers' softmax")
+    distill.add_argument("--distill-online", action="store_true",
+                         help="run the teachers on each augmented, mixed training batch the student sees "
+                              "(consistent teaching) instead of once on the clean faces; costs a teacher "
+                              "forward pass per step")
     hub = parser.add_argument_group("hub")
     hub.add_argument("--push-to-hub", action="store_true", help="upload the finished folder to the Hub")
     hub.add_argument("--hub-model-id", help="org/name to push to")
@@ -242,18 +252,23 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
     return facts
 
 
-def distill_into(args: argparse.Namespace, data: FerData, batch_size: int) -> Distillation | None:
-    """With --distill-from, replace the training labels by the blend of truth and teachers."""
+def distill_into(args: argparse.Namespace, data: FerData, batch_size: int,
+                 student_config: Any) -> tuple[Distillation | None, OnlineTeachers | None]:
+    """With --distill-from: the teachers that run in each training step (--distill-online), or
+    the training labels replaced by the blend of truth and teachers."""
     if not args.distill_from:
-        return None
+        return None, None
     truth = "the annotators' vote distribution" if data.train.labels.ndim == 2 else "the true label"
     distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature,
-                                truth=truth)
+                                truth=truth, online=args.distill_online)
+    if distillation.online:
+        teachers = OnlineTeachers(distillation, data.labels, student_config)
+        return teachers.distillation, teachers
     probabilities, distillation = teacher_probabilities(data, distillation, batch_size)
     agreement = float((probabilities.argmax(axis=1) == data.train.hard_labels()).mean())
     print(f"[distill] teachers agree with {agreement:.2%} of the training labels", flush=True)
     data.train.labels = distilled_targets(data.train.labels, probabilities, distillation.weight)
-    return distillation
+    return distillation, None
 
 
 def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command: str,
@@ -285,7 +300,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     processor = model.image_processor()
-    distillation = distill_into(args, data, targs.per_device_eval_batch_size)
+    distillation, teachers = distill_into(args, data, targs.per_device_eval_batch_size, model.config)
     sessions = SessionsCallback(output_dir)
     all_callbacks: list[TrainerCallback] = [LogFilesCallback(output_dir), sessions]
     if args.ema_decay is not None:  # before the caller's callbacks: its live weights are saved first
@@ -300,7 +315,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if frozen is not None:
         all_callbacks.append(FrozenStageCallback(frozen, recipe.frozen_epochs))
     trainer = FerTrainer(
-        model=model, args=targs, recipe=recipe, frozen=frozen,
+        model=model, args=targs, recipe=recipe, frozen=frozen, teachers=teachers,
         train_dataset=FaceDataset(data.train, build_augmentation(recipe.augment)),
         eval_dataset=FaceDataset(data.validation),
         data_collator=collator, compute_metrics=compute_metrics,
@@ -410,6 +425,8 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] 
     command = "python training/finetune.py " + shlex.join(argv)
     if args.push_to_hub and not args.hub_model_id:
         raise DataError("--push-to-hub needs --hub-model-id org/name")
+    if args.distill_online and not args.distill_from:
+        raise DataError("--distill-online needs teachers: --distill-from MODELS")
     if args.labels and args.dataset != "folder":
         raise DataError("--labels applies only to --dataset folder (the other datasets fix their labels)")
     if args.fold == "all":

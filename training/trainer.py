@@ -16,6 +16,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .batchnorm import recompute_batchnorm_statistics
+from .distill import OnlineTeachers
 from .files import write_atomically, write_text_atomically
 from .recipes import Recipe
 
@@ -51,8 +52,9 @@ class FerTrainer(Trainer):
     which registers the trainable parameters once, when it wraps the model.)
     """
 
-    def __init__(self, *args: Any, recipe: Recipe, frozen: torch.nn.Module | None = None, **kwargs: Any) -> None:
-        self.recipe, self.frozen = recipe, frozen
+    def __init__(self, *args: Any, recipe: Recipe, frozen: torch.nn.Module | None = None,
+                 teachers: OnlineTeachers | None = None, **kwargs: Any) -> None:
+        self.recipe, self.frozen, self.teachers = recipe, frozen, teachers
         super().__init__(*args, **kwargs)
         # FER models take **kwargs but return a per-batch mean loss: without this the Trainer
         # assumes a token-count-normalised loss and multiplies it by the number of processes.
@@ -64,6 +66,8 @@ class FerTrainer(Trainer):
             num_labels = self.accelerator.unwrap_model(model).config.num_labels
             pixel_values, labels = augment(inputs["pixel_values"], inputs["labels"], num_labels)
             inputs = {**inputs, "pixel_values": pixel_values, "labels": labels}
+        if self.teachers is not None:  # after the augmentation: the teachers see what the student sees
+            inputs = {**inputs, "labels": self.teachers.blend(inputs["pixel_values"], inputs["labels"])}
         return super().training_step(model, inputs, *args, **kwargs)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
