@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def pixel_values(processor: Any, images: Any) -> torch.Tensor:
@@ -26,9 +27,29 @@ def pixel_values(processor: Any, images: Any) -> torch.Tensor:
     return processor(images=images, return_tensors="pt", disable_grouping=False)["pixel_values"]
 
 
+def unnormalised(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A normalised B×3×H×W batch back in [0, 1] (undoes normalise; rescale stays undone)."""
+    mean_t, std_t = _channel_tensor(mean, pixels), _channel_tensor(std, pixels)
+    return pixels.float() * std_t + mean_t
+
+
 def face_as_seen(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """The first face of a normalised batch as an S×S×3 uint8 picture (undoes rescale and normalise)."""
-    mean_t = torch.tensor(list(mean), dtype=torch.float32)[:, None, None]
-    std_t = torch.tensor(list(std), dtype=torch.float32)[:, None, None]
-    picture = (pixels[0].float() * std_t + mean_t).mul_(255.0).round_().clamp_(0, 255)
+    picture = unnormalised(pixels[:1], mean, std)[0].mul_(255.0).round_().clamp_(0, 255)
     return np.ascontiguousarray(picture.to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def converted_pixel_values(pixels: torch.Tensor, source: Any, target: Any) -> torch.Tensor:
+    """A batch prepared for the model of config `source` → the input of the model of config
+    `target` (its normalisation and side), without going back to the faces: for a teacher that
+    must see the very tensors a student trains on, after they were warped and mixed. A change of
+    side is a bilinear, antialiased tensor resize, not the processor's resize of the face."""
+    unit = unnormalised(pixels, source.image_mean, source.image_std)
+    size = target.image_size
+    if unit.shape[-2:] != (size, size):
+        unit = F.interpolate(unit, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (unit - _channel_tensor(target.image_mean, unit)) / _channel_tensor(target.image_std, unit)
+
+
+def _channel_tensor(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(list(values), dtype=torch.float32, device=like.device).view(1, -1, 1, 1)

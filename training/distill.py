@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hub_models.loading import LoadedModel, load_model, pinned_name
+from hub_models.preprocessing import converted_pixel_values
 
 from .batch_augment import soft_targets
 from .calibration import softmax
@@ -135,41 +135,25 @@ class OnlineTeachers:
     def __init__(self, distillation: Distillation, data_labels: Sequence[str], student_config: Any) -> None:
         loaded = [load_teacher(spec) for spec in distillation.teachers]
         self.distillation = replace(distillation, online=True, revisions=tuple(each.revision for each in loaded))
-        self.models = [each.model.eval() for each in loaded]
-        for model in self.models:
-            model.requires_grad_(False)
-        self.to_data_index = [label_index_map(each.labels, data_labels) for each in loaded]
-        self.student_mean, self.student_std = _channel_stats(student_config)
+        self.models = [each.model.eval().requires_grad_(False) for each in loaded]
+        self.columns = [torch.as_tensor(label_index_map(each.labels, data_labels)) for each in loaded]
+        self.num_labels = len(data_labels)
+        self.student_config = student_config
 
     @torch.no_grad()
     def blend(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The student's targets (indices or distributions, dataset order) blended with the
         teachers' mean probabilities on `pixel_values`."""
         device = pixel_values.device
-        truth = soft_targets(labels, len(self.to_data_index[0]), 0.0).to(device)
-        pixels = pixel_values.float() * self.student_std.to(device) + self.student_mean.to(device)
+        truth = soft_targets(labels, self.num_labels, 0.0).to(device)
         probabilities = torch.zeros_like(truth)
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            for model, to_data_index in zip(self.models, self.to_data_index, strict=True):
-                logits = model.to(device)(pixel_values=teacher_pixels(pixels, model.config)).logits.float()
-                columns = torch.as_tensor(to_data_index, device=device)
-                probabilities[:, columns] += torch.softmax(logits / self.distillation.temperature, dim=-1)
+            for model, columns in zip(self.models, self.columns, strict=True):
+                inputs = converted_pixel_values(pixel_values, self.student_config, model.config)
+                logits = model.to(device)(pixel_values=inputs).logits.float()
+                probabilities[:, columns.to(device)] += torch.softmax(logits / self.distillation.temperature, dim=-1)
         weight = self.distillation.weight
         return (1 - weight) * truth + weight * probabilities / len(self.models)
-
-
-def _channel_stats(config: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.tensor(config.image_mean, dtype=torch.float32).view(1, -1, 1, 1),
-            torch.tensor(config.image_std, dtype=torch.float32).view(1, -1, 1, 1))
-
-
-def teacher_pixels(pixels: torch.Tensor, config: Any) -> torch.Tensor:
-    """Pixels in [0, 1] (B×3×H×W) → a teacher's input: its side and its normalisation."""
-    size = config.image_size
-    if pixels.shape[-2:] != (size, size):
-        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean, std = _channel_stats(config)
-    return (pixels - mean.to(pixels.device)) / std.to(pixels.device)
 
 
 def distilled_targets(labels: np.ndarray, probabilities: np.ndarray, weight: float) -> np.ndarray:
