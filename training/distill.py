@@ -130,13 +130,15 @@ class OnlineTeachers:
     The batch arrives normalised by the student's image processor; each teacher gets the same
     pixels in its own normalisation and input size. The teachers stay in inference mode (their
     BatchNorm statistics and flip averaging as shipped) and are not part of the student's module
-    tree, so they are neither trained nor saved in its checkpoints."""
+    tree, so they are neither trained nor saved in its checkpoints. They move to the training
+    device once, here, not in every step."""
 
-    def __init__(self, distillation: Distillation, data_labels: Sequence[str], student_config: Any) -> None:
+    def __init__(self, distillation: Distillation, data_labels: Sequence[str], student_config: Any,
+                 device: torch.device | str = "cpu") -> None:
         loaded = [load_teacher(spec) for spec in distillation.teachers]
         self.distillation = replace(distillation, online=True, revisions=tuple(each.revision for each in loaded))
-        self.models = [each.model.eval().requires_grad_(False) for each in loaded]
-        self.columns = [torch.as_tensor(label_index_map(each.labels, data_labels)) for each in loaded]
+        self.models = [each.model.eval().requires_grad_(False).to(device) for each in loaded]
+        self.columns = [torch.as_tensor(label_index_map(each.labels, data_labels), device=device) for each in loaded]
         self.num_labels = len(data_labels)
         self.student_config = student_config
 
@@ -144,14 +146,13 @@ class OnlineTeachers:
     def blend(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The student's targets (indices or distributions, dataset order) blended with the
         teachers' mean probabilities on `pixel_values`."""
-        device = pixel_values.device
-        truth = soft_targets(labels, self.num_labels, 0.0).to(device)
+        truth = soft_targets(labels, self.num_labels, 0.0).to(pixel_values.device)
         probabilities = torch.zeros_like(truth)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(pixel_values.device.type, dtype=torch.bfloat16):
             for model, columns in zip(self.models, self.columns, strict=True):
                 inputs = converted_pixel_values(pixel_values, self.student_config, model.config)
-                logits = model.to(device)(pixel_values=inputs).logits.float()
-                probabilities[:, columns.to(device)] += torch.softmax(logits / self.distillation.temperature, dim=-1)
+                logits = model(pixel_values=inputs).logits.float()
+                probabilities[:, columns] += torch.softmax(logits / self.distillation.temperature, dim=-1)
         weight = self.distillation.weight
         return (1 - weight) * truth + weight * probabilities / len(self.models)
 

@@ -252,7 +252,7 @@ def describe_recipe(recipe: Recipe, args: TrainingArguments, data: FerData) -> d
     return facts
 
 
-def distill_into(args: argparse.Namespace, data: FerData, batch_size: int,
+def distill_into(args: argparse.Namespace, data: FerData, targs: TrainingArguments,
                  student_config: Any) -> tuple[Distillation | None, OnlineTeachers | None]:
     """With --distill-from: the teachers that run in each training step (--distill-online), or
     the training labels replaced by the blend of truth and teachers."""
@@ -262,9 +262,9 @@ def distill_into(args: argparse.Namespace, data: FerData, batch_size: int,
     distillation = Distillation(parse_teachers(args.distill_from), args.distill_weight, args.distill_temperature,
                                 truth=truth, online=args.distill_online)
     if distillation.online:
-        teachers = OnlineTeachers(distillation, data.labels, student_config)
+        teachers = OnlineTeachers(distillation, data.labels, student_config, targs.device)
         return teachers.distillation, teachers
-    probabilities, distillation = teacher_probabilities(data, distillation, batch_size)
+    probabilities, distillation = teacher_probabilities(data, distillation, targs.per_device_eval_batch_size)
     agreement = float((probabilities.argmax(axis=1) == data.train.hard_labels()).mean())
     print(f"[distill] teachers agree with {agreement:.2%} of the training labels", flush=True)
     data.train.labels = distilled_targets(data.train.labels, probabilities, distillation.weight)
@@ -300,7 +300,7 @@ def train_one(args: argparse.Namespace, data: FerData, output_dir: Path, command
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     processor = model.image_processor()
-    distillation, teachers = distill_into(args, data, targs.per_device_eval_batch_size, model.config)
+    distillation, teachers = distill_into(args, data, targs, model.config)
     sessions = SessionsCallback(output_dir)
     all_callbacks: list[TrainerCallback] = [LogFilesCallback(output_dir), sessions]
     if args.ema_decay is not None:  # before the caller's callbacks: its live weights are saved first
