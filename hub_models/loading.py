@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from . import zoo
@@ -253,10 +254,14 @@ def _load_folder(folder: Path, spec: str, kind: str, labels: Sequence[str] | Non
     if not type(model).__module__.startswith(f"{__package__}.") and not trust:
         raise ModelLoadError(f"{where} {spec!r} is not a FER Workbench model")
     reinitialised = _reinitialised(folder / "model.safetensors", model)
+    resized = _carry_resized(folder / "model.safetensors", model, reinitialised)
+    reinitialised = tuple(name for name in reinitialised if name not in resized)
     # An id names whichever weights it holds today (zoo entries are replaced when retrained), so the
     # sentence a model card keeps pins the revision: the zoo's, or the Hub snapshot's commit.
     pinned = zoo.revision(spec) if kind == "zoo" else folder.name if kind == "hub" else None
     origin = f"from the weights of {pinned_name(spec, pinned)}"
+    if resized:
+        origin += f" (resampled to the new input size: {', '.join(resized)})"
     if reinitialised:
         origin += f" (fresh weights where the shapes changed: {', '.join(reinitialised)})"
     if kind == "folder":
@@ -296,6 +301,25 @@ def _reinitialised(weights: Path, model: nn.Module) -> tuple[str, ...]:
     changed = [key.rpartition(".")[0] for key, tensor in model.state_dict().items()
                if key in shapes and shapes[key] != tuple(tensor.shape)]
     return tuple(dict.fromkeys(changed))
+
+
+def _carry_resized(weights: Path, model: nn.Module, changed: Sequence[str]) -> tuple[str, ...]:
+    """Give the model's ``resized_weights`` hook (where it has one) the saved tensors that no longer
+    fit, and load what it makes of them (CF-DAN's position embedding, resampled to a new token grid);
+    returns the modules so carried over, which then no longer count as fresh."""
+    hook = getattr(model, "resized_weights", None)
+    if hook is None or not changed:
+        return ()
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as saved:
+        tensors = {key: saved.get_tensor(key) for key in saved.keys()  # noqa: SIM118 (not iterable)
+                   if key.rpartition(".")[0] in changed}
+    fitted = hook(tensors)
+    with torch.no_grad():
+        for key, tensor in fitted.items():
+            model.get_parameter(key).copy_(tensor)
+    return tuple(dict.fromkeys(key.rpartition(".")[0] for key in fitted))
 
 
 def _unfinished_run(folder: Path) -> str | None:

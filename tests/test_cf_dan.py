@@ -139,3 +139,28 @@ def test_mobilenet_v2_backbone_gives_a_7x7_grid_at_112_px_and_the_card_says_so()
         out = model(torch.randn(1, 3, 112, 112), output_maps=True)
     assert out.maps["spatial_attention"].shape == (1, 4, 7, 7)
     assert "a MobileNetV2 trunk (to its 96-channel stage)" in architecture_section(model)
+
+
+def test_a_fine_tune_at_a_new_input_size_resamples_the_position_embedding(tmp_path) -> None:
+    # The embedding of the saved 4×4 grid: channel 0 grows down the rows, channel 1 along the columns,
+    # the rest a constant per channel. Resampled to 6×6 it must keep that layout, not start from noise.
+    from hub_models import loading
+
+    source = small()
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    with torch.no_grad():
+        source.position.embedding[0, :, 0] = rows.flatten()
+        source.position.embedding[0, :, 1] = cols.flatten()
+        source.position.embedding[0, :, 2:] = torch.arange(2.0, 32.0)
+    source.save_pretrained(tmp_path / "saved")
+    labels = loading.model_labels(source)
+    larger = loading.load_model(tmp_path / "saved", {"image_size": 48}, labels=labels)
+    assert larger.reinitialised == ()
+    assert larger.initialisation.endswith("(resampled to the new input size: position)")
+    grid = larger.model.position.embedding.detach().reshape(6, 6, 32)
+    assert torch.all(grid[1:, :, 0] >= grid[:-1, :, 0]) and grid[-1, 0, 0] > grid[0, 0, 0] + 2.5
+    assert torch.allclose(grid[:, :, 0], grid[:, :1, 0].expand(6, 6))
+    assert torch.allclose(grid[:, :, 1], grid[:, :, 0].T)
+    assert torch.allclose(grid[:, :, 2:], torch.arange(2.0, 32.0).expand(6, 6, 30))
+    same = loading.load_model(tmp_path / "saved", labels=labels)
+    assert torch.equal(same.model.position.embedding, source.position.embedding)

@@ -29,6 +29,7 @@ output of the last CF-DA block (B×196×D, reshaped to B×D×14×14 by ``cam_res
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -245,6 +246,15 @@ class PositionEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.embedding
 
+    def resampled(self, saved: torch.Tensor) -> torch.Tensor:
+        """An embedding learned on another square token grid, bicubically resampled to this one: a
+        fine-tune at a new input size keeps what each region of the face learned, as ViTs do,
+        instead of starting the positions from noise."""
+        old, new = math.isqrt(saved.shape[1]), math.isqrt(self.embedding.shape[1])
+        grid = saved.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+        return grid.permute(0, 2, 3, 1).reshape(self.embedding.shape)
+
 
 
 class CfDanPreTrainedModel(FerPreTrainedModel):
@@ -278,6 +288,14 @@ class CfDanForImageClassification(CfDanPreTrainedModel):
         self.classifier = nn.Linear(dim, config.num_labels)
         self.cam_reshape_transform = tokens_to_map
         self.post_init()
+
+    def resized_weights(self, saved: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loader's hook for a fine-tune at a new input size: of the saved tensors whose shape
+        no longer fits, those this model can carry over, made to fit (the position embedding)."""
+        key = "position.embedding"
+        if key in saved and isinstance(self.position, PositionEmbedding):
+            return {key: self.position.resampled(saved[key])}
+        return {}
 
     def forward(
         self,
