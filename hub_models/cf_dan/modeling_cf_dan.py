@@ -33,7 +33,7 @@ import math
 from typing import Any
 
 import torch
-from timm.layers import DropPath
+from timm.layers import DropPath, resample_abs_pos_embed
 from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
@@ -250,10 +250,8 @@ class PositionEmbedding(nn.Module):
         """An embedding learned on another square token grid, bicubically resampled to this one: a
         fine-tune at a new input size keeps what each region of the face learned, as ViTs do,
         instead of starting the positions from noise."""
-        old, new = math.isqrt(saved.shape[1]), math.isqrt(self.embedding.shape[1])
-        grid = saved.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
-        return grid.permute(0, 2, 3, 1).reshape(self.embedding.shape)
+        side = math.isqrt(self.embedding.shape[1])
+        return resample_abs_pos_embed(saved.float(), [side, side], num_prefix_tokens=0, antialias=False)
 
 
 
