@@ -23,9 +23,14 @@ def _patt_lite(config: FerConfig) -> list[str]:
         variant = ("**corrected** (`classifier_attention='patch'`, default): the classifier attends over the "
                    "four 2×2 patch tokens of each image, so predictions do not depend on the batch. Same "
                    "parameters as the notebook's layout.")
-    return ["PAtt-Lite (Ngwe et al., IEEE Access 2024; spec §3): MobileNetV1 cut after the block-9 "
-            "depthwise conv, patch extraction to a 2×2 grid, attention classifier.", f"- variant: {variant}",
-            f"- input {config.image_size} px (paper: 224); Grad-CAM layer `backbone.conv_dw_9`."]
+    if config.backbone == "mobilenet_v2":
+        backbone, layer = ("a MobileNetV2 trunk to its 96-channel stage (stride 16, as the paper's cut; **not the "
+                           "paper's MobileNetV1**, whose ImageNet weights this project lacks offline)"), "backbone.13"
+    else:
+        backbone, layer = "MobileNetV1 cut after the block-9 depthwise conv", "backbone.conv_dw_9"
+    return [f"PAtt-Lite (Ngwe et al., IEEE Access 2024; spec §3): {backbone}, patch extraction to a 2×2 grid, "
+            "attention classifier.", f"- variant: {variant}",
+            f"- input {config.image_size} px (paper: 224); Grad-CAM layer `{layer}`."]
 
 
 def _ddamfn(config: FerConfig) -> list[str]:

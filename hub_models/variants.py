@@ -15,6 +15,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "patt_lite": ("patt_lite", {}),
     "patt_lite_faithful": ("patt_lite", {"classifier_attention": "batch"}),
     "patt_lite_112": ("patt_lite", {"image_size": 112}),
+    # … and on a MobileNetV2 trunk cut at the same stride, the MobileNet ImageNet weights exist for offline.
+    "patt_lite_mobilenet_v2": ("patt_lite", {"backbone": "mobilenet_v2", "image_size": 112}),
     # DDAMFN: the paper's 2 heads on 112 px ArcFace-aligned crops.
     "ddamfn": ("ddamfn", {}),
     # Attention CNNs: every backbone × attention, corrected blocks (…) and the Keras layout of the

@@ -17,13 +17,16 @@ from training.backbone_weights import load_backbone_weights
 from training.data import DataError
 from training.model_source import load_model
 
-SMALL = {"image_size": 32, "hidden_size": 32, "num_layers": 1, "num_groups": 4, "spatial_heads": 2,
-         "gate_reduction": 2}
+SMALL = {  # the two architectures with a MobileNetV2 trunk option, small
+    "cf_dan_mobilenet_v2": {"image_size": 32, "hidden_size": 32, "num_layers": 1, "num_groups": 4,
+                            "spatial_heads": 2, "gate_reduction": 2},
+    "patt_lite_mobilenet_v2": {"image_size": 64, "patch_channels": 16},
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fresh():
-    return load_model("cf_dan_mobilenet_v2", SMALL)
+def fresh(variant: str = "cf_dan_mobilenet_v2"):
+    return load_model(variant, SMALL[variant])
 
 
 def trunk_file(path: Path, state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -33,9 +36,10 @@ def trunk_file(path: Path, state: dict[str, torch.Tensor] | None = None) -> Path
     return path
 
 
-def test_weights_land_in_the_backbone_and_the_card_sentence_names_them(tmp_path) -> None:
+@pytest.mark.parametrize("variant", SMALL)
+def test_weights_land_in_the_backbone_and_the_card_sentence_names_them(tmp_path, variant: str) -> None:
     path = trunk_file(tmp_path / "trunk.safetensors")
-    loaded = load_backbone_weights(fresh(), path)
+    loaded = load_backbone_weights(fresh(variant), path)
     torch.manual_seed(1)
     saved = MobileNetV2Trunk().state_dict()
     for key, tensor in loaded.model.backbone.state_dict().items():

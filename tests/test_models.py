@@ -83,6 +83,7 @@ def calibrate(model: hub_models.FerPreTrainedModel) -> hub_models.FerPreTrainedM
 EXPECTED_MAPS = {  # variant → (name, shape) of its first and last map at batch 2
     "patt_lite": (("patch_attention", (2, 4, 2, 2)), ("patch_attention", (2, 4, 2, 2))),
     "patt_lite_faithful": (("batch_attention", (2, 2)), ("batch_attention", (2, 2))),
+    "patt_lite_mobilenet_v2": (("patch_attention", (2, 4, 2, 2)), ("patch_attention", (2, 4, 2, 2))),
     "ddamfn": (("dda_head_1", (2, 512, 7, 7)), ("fused", (2, 512, 7, 7))),
     "vgg16_se": (("conv5", (2, 512)), ("conv5", (2, 512))),
     "vgg19_cbam": (("conv5", (2, 2, 2)), ("conv5", (2, 2, 2))),
@@ -92,7 +93,7 @@ EXPECTED_MAPS = {  # variant → (name, shape) of its first and last map at batc
     "resnet50_cbam_keras": (("conv2.0", (2, 12, 12)), ("conv5.2", (2, 2, 2))),
     "resnetv2_50_eca_keras": (("conv2.0", (2, 1)), ("conv5.2", (2, 1))),
 }
-EXPECTED_CAM_SIDE = {"patt_lite": 14, "patt_lite_112": 7, "ddamfn": 7, "attention_cnn": 6}
+EXPECTED_CAM_SIDE = {"patt_lite": 14, "patt_lite_112": 7, "patt_lite_mobilenet_v2": 7, "ddamfn": 7, "attention_cnn": 6}
 
 
 @pytest.mark.parametrize("name", FORWARD_VARIANTS)
@@ -201,6 +202,7 @@ def test_ddamfn_loss_adds_the_attention_loss_and_its_helper_is_exposed() -> None
     ("patt_lite", {"image_size": 48}, "image_size"),
     ("patt_lite", {"classifier_attention": "global"}, "classifier_attention"),
     ("patt_lite", {"pooled_dropout": 1.5}, "pooled_dropout"),
+    ("patt_lite", {"backbone": "mobilenet_v3"}, "backbone"),
     ("ddamfn", {"num_heads": -1}, "num_heads"),
     ("ddamfn", {"image_size": 16}, "image_size"),
     ("attention_cnn", {"backbone": "vgg13"}, "backbone"),
@@ -330,6 +332,7 @@ def test_saved_folders_load_as_remote_code_without_the_package(saved, tmp_path) 
 
 @pytest.mark.parametrize("name,says", [
     ("patt_lite", "**corrected**"), ("patt_lite_faithful", "**faithful**"),
+    ("patt_lite_mobilenet_v2", "**not the paper's MobileNetV1**"),
     ("resnet50_eca", "**corrected**"), ("resnet50_eca_keras", "**faithful Keras layout**"), ("ddamfn", "4,105,999"),
 ])
 def test_model_card_section_states_the_variant(name: str, says: str) -> None:

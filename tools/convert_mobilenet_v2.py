@@ -1,6 +1,7 @@
 """One-off developer step: convert torchvision's ImageNet MobileNetV2 pickle (IMAGENET1K_V1,
 `mobilenet_v2-b0353104.pth`, BSD-3-Clause code; ImageNet-trained) into the safetensors file that
-`training/finetune.py --backbone-weights` loads into CF-DAN's `backbone="mobilenet_v2"` trunk.
+`training/finetune.py --backbone-weights` loads into the `backbone="mobilenet_v2"` trunk of CF-DAN
+or PAtt-Lite.
 Only the trunk's tensors are kept (torchvision's ``features.0``–``features.13``); training code
 never unpickles anything.
 

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--image-size", type=int, help="input side in pixels (config image_size)")
     model.add_argument("--backbone-weights", type=Path, metavar="FILE.safetensors",
                        help="pretrained weights for a fresh architecture's `backbone` (e.g. ImageNet "
-                            "MobileNetV2 for cf_dan with backbone=mobilenet_v2: tools/convert_mobilenet_v2.py)")
+                            "MobileNetV2 for cf_dan or patt_lite with backbone=mobilenet_v2: "
+                            "tools/convert_mobilenet_v2.py)")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default="fer2013")
     data.add_argument("--data-dir", type=Path, help="data root (default: $FER_DATA_DIR or ../shared/data); "

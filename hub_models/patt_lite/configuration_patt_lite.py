@@ -7,7 +7,8 @@ from typing import Any
 from .fer_base import HALF, FerConfig, require, require_choice
 
 CLASSIFIER_ATTENTIONS = ("patch", "batch")
-BACKBONE_STRIDE = 16  # conv1 and the stride-2 MobileNetV1 blocks 2, 4 and 6 before conv_dw_9
+BACKBONES = ("mobilenet_v1", "mobilenet_v2")
+BACKBONE_STRIDE = 16  # MobileNetV1: conv1 and the stride-2 blocks 2, 4, 6 before conv_dw_9; V2: its 96-channel stage
 MIN_FEATURE_SIZE = 4  # the patch extractor needs at least a 4×4 map to cut it into a 2×2 grid
 
 
@@ -15,6 +16,10 @@ class PattLiteConfig(FerConfig):
     """PAtt-Lite: truncated MobileNetV1 → patch extraction → GAP → attention classifier.
 
     Args:
+        backbone: ``"mobilenet_v1"`` (the paper's: MobileNetV1 to ``conv_dw_9``, 512 channels) or
+            ``"mobilenet_v2"`` (MobileNetV2 to its 96-channel stage, also stride 16: not the paper's,
+            but the MobileNet whose ImageNet weights exist offline, `training/finetune.py
+            --backbone-weights`; the paper's accuracy comes from an ImageNet-initialised trunk).
         classifier_attention: ``"patch"`` (default, corrected) attends over the four 2×2 patch tokens
             of each image; ``"batch"`` is the published notebook's behaviour, where Keras' Attention on
             B×32 tensors attends across the samples of a batch, so a prediction depends on the other
@@ -34,6 +39,7 @@ class PattLiteConfig(FerConfig):
     def __init__(
         self,
         classifier_attention: str = "patch",
+        backbone: str = "mobilenet_v1",
         hidden_size: int = 32,
         patch_channels: int = 256,
         pooled_dropout: float = 0.1,
@@ -48,6 +54,7 @@ class PattLiteConfig(FerConfig):
         **kwargs: Any,
     ) -> None:
         self.classifier_attention = classifier_attention
+        self.backbone = backbone
         self.hidden_size = hidden_size
         self.patch_channels = patch_channels
         self.pooled_dropout = pooled_dropout
@@ -58,6 +65,7 @@ class PattLiteConfig(FerConfig):
         super().__init__(image_size=image_size, num_channels=num_channels, image_mean=image_mean,
                          image_std=image_std, **kwargs)
         require_choice("classifier_attention", classifier_attention, CLASSIFIER_ATTENTIONS)
+        require_choice("backbone", backbone, BACKBONES)
         for field in ("hidden_size", "patch_channels"):
             value = getattr(self, field)
             require(isinstance(value, int) and value > 0, field, f"got {value!r}, expected a positive integer")
@@ -71,5 +79,5 @@ class PattLiteConfig(FerConfig):
 
     @property
     def feature_size(self) -> int:
-        """Side of the conv_dw_9 map (14 at 224 px)."""
+        """Side of the backbone's map (14 at 224 px)."""
         return self.image_size // BACKBONE_STRIDE

@@ -1,5 +1,7 @@
 """PAtt-Lite (spec §3): ImageNet-style MobileNetV1 cut after the block-9 depthwise conv, a patch
 extractor that cuts the face into a 2×2 grid of 256-channel cells, and an attention classifier.
+``config.backbone="mobilenet_v2"`` swaps the trunk for MobileNetV2 to the same stride (16), the
+ImageNet-initialisable MobileNet this project has offline; the rest is unchanged.
 
 Two classifier behaviours (``config.classifier_attention``, same parameters):
 
@@ -24,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .configuration_patt_lite import PattLiteConfig
+from .configuration_patt_lite import BACKBONE_STRIDE, PattLiteConfig
 from .fer_base import FerClassifierOutput, FerPreTrainedModel, classification_loss, to_model_channels
-from .fer_layers import conv_bn_relu6
+from .fer_layers import MobileNetV2Trunk, conv_bn_relu6
 
 # (output channels, stride) of MobileNetV1 blocks 1–8; block 9 contributes only its depthwise conv.
 MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1))
@@ -64,6 +66,12 @@ class TruncatedMobileNetV1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_dw_9(self.blocks(self.stem(x)))
+
+
+def build_backbone(config: PattLiteConfig) -> TruncatedMobileNetV1 | MobileNetV2Trunk:
+    if config.backbone == "mobilenet_v2":
+        return MobileNetV2Trunk(3, BACKBONE_STRIDE)
+    return TruncatedMobileNetV1(config)
 
 
 class SeparableConvReLU(nn.Sequential):
@@ -151,12 +159,13 @@ class PattLitePreTrainedModel(FerPreTrainedModel):
 
 
 class PattLiteForImageClassification(PattLitePreTrainedModel):
-    """PAtt-Lite classifier. Grad-CAM target: ``conv_dw_9`` (F×F×512, 14×14 at 224 px), the layer
-    of the paper's Grad-CAM figures. Attentions: see the module docstring."""
+    """PAtt-Lite classifier. Grad-CAM target: the backbone's last layer, ``conv_dw_9`` (F×F×512,
+    14×14 at 224 px) with MobileNetV1, the layer of the paper's Grad-CAM figures. Attentions: see the
+    module docstring."""
 
     def __init__(self, config: PattLiteConfig) -> None:
         super().__init__(config)
-        self.backbone = TruncatedMobileNetV1(config)
+        self.backbone = build_backbone(config)
         self.patch_extraction = PatchExtraction(self.backbone.out_channels, config)
         self.head = AttentionClassifier(config)
         self.post_init()
@@ -175,4 +184,4 @@ class PattLiteForImageClassification(PattLitePreTrainedModel):
         return FerClassifierOutput(loss=loss, logits=logits, maps=maps)
 
     def cam_target_layers(self) -> list[nn.Module]:
-        return [self.backbone.conv_dw_9]
+        return [self.backbone[-1] if isinstance(self.backbone, MobileNetV2Trunk) else self.backbone.conv_dw_9]
