@@ -184,4 +184,4 @@ class PattLiteForImageClassification(PattLitePreTrainedModel):
         return FerClassifierOutput(loss=loss, logits=logits, maps=maps)
 
     def cam_target_layers(self) -> list[nn.Module]:
-        return [self.backbone[-1] if isinstance(self.backbone, MobileNetV2Trunk) else self.backbone.conv_dw_9]
+        return [[*self.backbone.children()][-1]]  # conv_dw_9 of MobileNetV1, block 13 of MobileNetV2
